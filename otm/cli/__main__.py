@@ -1,0 +1,5 @@
+import sys
+
+from otm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,61 @@
+"""Shared fixtures: a local fake provider server and a clean otm state per test."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator["object"]:
+    """One stdlib HTTP server on 127.0.0.1 speaking openai, anthropic and gemini (real SSE)."""
+    from otm.testing.server import FakeProviderServer, Scenario
+
+    server = FakeProviderServer(scenario=Scenario())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def server(fake_server: "object") -> Iterator["object"]:
+    """The session server with its default scenario restored after the test."""
+    from otm.testing.server import Scenario
+
+    fake_server.scenario = Scenario()  # type: ignore[attr-defined]
+    yield fake_server
+    fake_server.scenario = Scenario()  # type: ignore[attr-defined]
+
+
+@pytest.fixture()
+def records() -> Iterator[list["object"]]:
+    """Every record emitted during the test, in order."""
+    import otm
+
+    got: list[object] = []
+    unsubscribe = otm.on_record(got.append)
+    yield got
+    unsubscribe()
+
+
+@pytest.fixture()
+def instrumented() -> Iterator[None]:
+    """otm.instrument() for the test, undone afterwards."""
+    import otm
+
+    otm.instrument()
+    yield
+    otm.uninstrument()
+
+
+@pytest.fixture(autouse=True)
+def _otm_logs_once_per_test() -> Iterator[None]:
+    from otm._log import reset_log_once
+
+    reset_log_once()
+    logging.getLogger("otm").setLevel(logging.INFO)
+    yield

@@ -1,0 +1,633 @@
+"""Settings: one object, resolved from arguments, environment, a config file and defaults.
+
+    otm.configure(region="FRA", capture_prompts=False)   # explicit arguments
+    otm.settings().region                                 # -> "FRA"
+    otm.settings().source("region")                       # -> "argument"
+
+Each setting is resolved in this order, first found wins:
+
+1. an argument of :func:`configure` (kept across calls until :func:`reset`);
+2. an environment variable ``OTM_<NAME>`` (``OTM_REGION``, ``OTM_DISABLED``, ...);
+3. the nearest config file above the working directory: ``otm.toml`` (top-level
+   keys) or ``pyproject.toml`` with a ``[tool.otm]`` table (``OTM_CONFIG_FILE``
+   or ``configure(config_file=...)`` names one instead);
+4. the default.
+
+Nothing is read on ``import otm``: the first :func:`settings` call (or the first
+``otm.instrument()``) resolves and applies the settings once; :func:`configure`
+resolves and applies them again. Invalid values raise :class:`ConfigError` at
+that moment, naming the key, where the value came from and what is allowed.
+See docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
+
+__all__ = [
+    "ENV_PREFIX",
+    "ConfigError",
+    "Settings",
+    "configure",
+    "ensure_configured",
+    "find_config_file",
+    "reset",
+    "resolve",
+    "settings",
+]
+
+ENV_PREFIX: Final = "OTM_"
+CONFIG_FILE_ENV: Final = "OTM_CONFIG_FILE"
+"""Names the config file to use instead of searching for one ("none" disables files)."""
+
+PROVIDERS: Final = ("openai", "anthropic", "google")
+_PROVIDER_ALIASES: Final = {"google-genai": "google", "genai": "google", "gemini": "google"}
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE: Final = frozenset({"1", "true", "yes", "on", "y", "t"})
+_FALSE: Final = frozenset({"0", "false", "no", "off", "n", "f"})
+_BOOL_WORDS: Final = "1/0, true/false, yes/no, on/off"
+DEFAULT_OUTPUT_DIR: Final = "otm-runs"
+
+
+class ConfigError(ValueError):
+    """An invalid setting; the message names the key, its source and the allowed values."""
+
+    def __init__(self, key: str, message: str, source: str | None = None) -> None:
+        where = f" (from {source})" if source and source != "default" else ""
+        super().__init__(f"otm setting {key!r}{where}: {message}")
+        self.key = key
+        self.source = source
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def _parse_bool(value: Any) -> Any:
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in _TRUE:
+            return True
+        if v in _FALSE:
+            return False
+        raise ValueError(f"{value!r} is not a boolean; use {_BOOL_WORDS}")
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"{value!r} is not a boolean; use {_BOOL_WORDS}")
+
+
+def _split(value: str) -> list[str]:
+    return [p for p in value.replace(";", ",").replace(" ", ",").split(",") if p.strip()]
+
+
+class Settings(BaseModel):
+    """The resolved settings of otm. Read them with :func:`otm.settings`; change them with
+    :func:`otm.configure`. ``source(name)`` tells where a value came from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    disabled: bool = False
+    """Kill switch: no patch is installed and every wrapper passes calls through."""
+    providers: tuple[str, ...] | None = None
+    """SDKs that ``otm.instrument()`` patches when called without arguments (None: all installed)."""
+    auto_instrument: bool = False
+    """``otm.configure()`` also calls ``otm.instrument()`` for ``providers``."""
+    region: str | None = None
+    """Default serving region for calls whose client does not fix one (e.g. ``FRA``, ``aws:us-east-1``)."""
+    capture_prompts: bool = False
+    """Keep prompt and completion text on the telemetry (off: privacy by default)."""
+    request_usage: bool = False
+    """Ask openai chat streams for usage (``stream_options.include_usage``)."""
+    tags: dict[str, str] = {}
+    """Tags added to every record (per-client and per-run tags win)."""
+    output_dir: Path = Path(DEFAULT_OUTPUT_DIR)
+    """Where experiments and reports write."""
+    data_file: Path | None = None
+    """A user data file (TOML or JSON) of models, accelerators, providers and regions."""
+    log_level: str | None = None
+    """Level of the ``otm`` logger; None leaves it to the application's logging config."""
+
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    # -- validation: every message names the allowed values ---------------------
+
+    @field_validator(
+        "disabled", "auto_instrument", "capture_prompts", "request_usage", mode="before"
+    )
+    @classmethod
+    def _bool(cls, v: Any) -> Any:
+        return _parse_bool(v)
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _providers(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        items = _split(v) if isinstance(v, str) else v
+        if not isinstance(items, Iterable) or isinstance(items, Mapping):
+            # ValueError, not TypeError: pydantic reports only ValueErrors as validation errors
+            raise ValueError(f"expected a list of providers from {', '.join(PROVIDERS)}")  # noqa: TRY004
+        out: list[str] = []
+        for item in items:
+            if not isinstance(item, str):
+                raise ValueError(  # noqa: TRY004
+                    f"{item!r} is not a provider name; choose from {', '.join(PROVIDERS)}"
+                )
+            name = item.strip().lower()
+            if name in ("all", "*"):
+                return None
+            name = _PROVIDER_ALIASES.get(name, name)
+            if name not in PROVIDERS:
+                raise ValueError(
+                    f"unknown provider {item!r}; choose from {', '.join(PROVIDERS)} (or 'all')"
+                )
+            if name not in out:
+                out.append(name)
+        return tuple(out)
+
+    @field_validator("region", mode="before")
+    @classmethod
+    def _region(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError(
+                "expected a region code such as 'FRA', 'FR', 'US-VA', 'aws:us-east-1' or 'gcp:europe-west9'"
+            )
+        return v.strip()
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, v: Any) -> Any:
+        if v is None:
+            return {}
+        if isinstance(v, str):
+            out: dict[str, str] = {}
+            for pair in (p for p in v.split(",") if p.strip()):
+                key, sep, value = pair.partition("=")
+                if not sep or not key.strip():
+                    raise ValueError(
+                        f"{pair.strip()!r} is not key=value; write tags as 'k=v,k2=v2'"
+                    )
+                out[key.strip()] = value.strip()
+            return out
+        if not isinstance(v, Mapping):
+            raise ValueError("expected a table of tags (key = value), or 'k=v,k2=v2' as text")  # noqa: TRY004
+        out = {}
+        for key, value in v.items():
+            if not isinstance(key, str) or not key.strip():
+                raise ValueError(f"tag names must be non-empty text, got {key!r}")
+            if isinstance(value, (dict, list, tuple, set)) or value is None:
+                raise ValueError(
+                    f"tag {key!r} must be a plain value (text or number), got {value!r}"
+                )
+            out[key.strip()] = str(value).lower() if isinstance(value, bool) else str(value)
+        return out
+
+    @field_validator("output_dir", mode="before")
+    @classmethod
+    def _output_dir(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            raise ValueError("expected a directory path")
+        path = Path(v).expanduser()
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{str(path)!r} exists and is not a directory")
+        return path
+
+    @field_validator("data_file", mode="before")
+    @classmethod
+    def _data_file(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, str) and not v.strip():
+            return None
+        path = Path(v).expanduser()
+        if path.suffix.lower() not in (".toml", ".json"):
+            raise ValueError(f"{str(path)!r}: a user data file is .toml or .json")
+        if not path.is_file():
+            raise ValueError(f"{str(path)!r} does not exist or is not a file")
+        return path
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, int) and not isinstance(v, bool):
+            name = logging.getLevelName(v)
+            if name in LOG_LEVELS:
+                return name
+        if isinstance(v, str) and v.strip().upper() in LOG_LEVELS:
+            return v.strip().upper()
+        if isinstance(v, str) and v.strip().upper() == "WARN":
+            return "WARNING"
+        raise ValueError(f"{v!r} is not a log level; choose from {', '.join(LOG_LEVELS)}")
+
+    # -- provenance -------------------------------------------------------------
+
+    def source(self, name: str) -> str:
+        """Where ``name`` came from: ``argument``, ``env:OTM_...``, ``file:<path>`` or ``default``."""
+        if name not in type(self).model_fields:
+            raise KeyError(name)
+        return self._sources.get(name, "default")
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """Every setting's source, in field order."""
+        return {name: self.source(name) for name in type(self).model_fields}
+
+    @property
+    def config_file(self) -> Path | None:
+        """The config file that was read (None when none was found)."""
+        return self._config_file
+
+    def explain(self) -> list[tuple[str, Any, str]]:
+        """``(name, value, source)`` for every setting, in field order (what ``otm settings`` prints)."""
+        return [(name, getattr(self, name), self.source(name)) for name in type(self).model_fields]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-able values with their sources."""
+        out: dict[str, Any] = {}
+        for name, value, source in self.explain():
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[name] = {"value": value, "source": source}
+        return out
+
+
+FIELDS: Final = tuple(Settings.model_fields)
+
+
+def env_var(name: str) -> str:
+    """The environment variable of a setting: ``region`` -> ``OTM_REGION``."""
+    return ENV_PREFIX + name.upper()
+
+
+# --------------------------------------------------------------------------- config files
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError("config_file", f"cannot read {str(path)!r}: {exc}") from exc
+
+
+def _table_of(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The otm settings in a parsed file: ``[tool.otm]`` of a pyproject, else the top level."""
+    if path.name == "pyproject.toml":
+        tool = data.get("tool")
+        table = tool.get("otm") if isinstance(tool, dict) else None
+        if table is None:
+            return None
+        if not isinstance(table, dict):
+            raise ConfigError("config_file", f"[tool.otm] in {str(path)!r} must be a table")
+        return table
+    return data
+
+
+def find_config_file(start: str | os.PathLike[str] | None = None) -> Path | None:
+    """The nearest ``otm.toml``, or ``pyproject.toml`` holding ``[tool.otm]``, from ``start`` upward.
+
+    In one directory ``otm.toml`` wins over ``pyproject.toml``; a pyproject
+    without ``[tool.otm]`` is passed over and the search goes on upward.
+    """
+    here = Path(start if start is not None else os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "otm.toml"
+        if candidate.is_file():
+            return candidate
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                if _table_of(candidate, _read_toml(candidate)) is not None:
+                    return candidate
+            except ConfigError:
+                continue  # someone else's broken pyproject is not ours to report
+    return None
+
+
+def _load_file(path: Path) -> dict[str, Any]:
+    table = _table_of(path, _read_toml(path)) or {}
+    out: dict[str, Any] = {}
+    for raw_key, value in table.items():
+        key = str(raw_key).replace("-", "_").lower()
+        if key not in FIELDS:
+            raise ConfigError(
+                str(raw_key), f"unknown key; allowed keys are {', '.join(FIELDS)}", f"file:{path}"
+            )
+        # Paths in a file are relative to that file's directory.
+        if key in ("output_dir", "data_file") and isinstance(value, str) and value.strip():
+            p = Path(value).expanduser()
+            value = p if p.is_absolute() else path.parent / p
+        out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def resolve(
+    arguments: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Resolve settings without applying them: arguments > environment > config file > defaults.
+
+    ``config_file`` (or ``OTM_CONFIG_FILE``) names the file instead of the
+    search; ``"none"`` skips config files altogether.
+    """
+    arguments = dict(arguments or {})
+    env = os.environ if environ is None else environ
+    for key in arguments:
+        if key not in FIELDS:
+            raise ConfigError(
+                key, f"unknown setting; allowed keys are {', '.join(FIELDS)}", "argument"
+            )
+
+    file_source = "argument" if config_file is not None else None
+    if config_file is None and env.get(CONFIG_FILE_ENV, "").strip():
+        config_file = env[CONFIG_FILE_ENV].strip()
+        file_source = f"env:{CONFIG_FILE_ENV}"
+    path: Path | None
+    if config_file is None:
+        path = find_config_file(cwd)
+    elif str(config_file).strip().lower() == "none":
+        path = None
+    else:
+        path = Path(config_file).expanduser()
+        if not path.is_absolute() and cwd is not None:
+            path = Path(cwd) / path
+        if not path.is_file():
+            raise ConfigError(
+                "config_file", f"{str(path)!r} does not exist or is not a file", file_source
+            )
+    from_file = _load_file(path) if path is not None else {}
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key in FIELDS:
+        var = env_var(key)
+        if key in arguments:
+            values[key], sources[key] = arguments[key], "argument"
+        elif env.get(var, "").strip():
+            values[key], sources[key] = env[var].strip(), f"env:{var}"
+        elif key in from_file:
+            values[key], sources[key] = from_file[key], f"file:{path}"
+    if cwd is not None:  # relative paths from the environment or arguments follow cwd
+        for key in ("output_dir", "data_file"):
+            v = values.get(key)
+            if (
+                isinstance(v, (str, os.PathLike))
+                and str(v).strip()
+                and not sources[key].startswith("file:")
+            ):
+                p = Path(v).expanduser()
+                values[key] = p if p.is_absolute() else Path(cwd) / p
+
+    try:
+        resolved = Settings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err.get("loc") else "?"
+        msg = str(err.get("msg", exc)).removeprefix("Value error, ")
+        raise ConfigError(key, msg, sources.get(key, "default")) from None
+    resolved._sources.update(sources)
+    resolved._config_file = path
+    return resolved
+
+
+# --------------------------------------------------------------------------- the process state
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.arguments: dict[str, Any] = {}
+        self.config_file: str | os.PathLike[str] | None = None
+        self.current: Settings | None = None
+        self.loaded_data: tuple[Path, float] | None = None
+
+
+_state = _State()
+_UNSET: Any = object()
+
+
+def _load_data_file(s: Settings) -> None:
+    """Load and validate the user data file once (again only if it changed)."""
+    path = s.data_file
+    if path is None:
+        return
+    try:
+        key = (path.resolve(), path.stat().st_mtime)
+    except OSError as exc:
+        raise ConfigError(
+            "data_file", f"cannot read {str(path)!r}: {exc}", s.source("data_file")
+        ) from exc
+    if _state.loaded_data == key:
+        return
+    from otm import data
+
+    try:
+        data.load_user_data(path)
+    except ConfigError:
+        raise
+    except Exception as exc:  # validation errors of the rows, parse errors
+        raise ConfigError(
+            "data_file", f"{str(path)!r} is not valid: {exc}", s.source("data_file")
+        ) from exc
+    _state.loaded_data = key
+
+
+def _check_region(s: Settings) -> None:
+    """Reject a region the data layer does not know (when the data layer can tell)."""
+    if s.region is None:
+        return
+    try:
+        from otm import data
+    except ImportError:
+        return
+    finder = getattr(data, "find_region", None)
+    if finder is None:
+        return
+    try:
+        found = finder(s.region)
+    except (KeyError, LookupError, ValueError) as exc:
+        raise ConfigError("region", str(exc).strip("'\""), s.source("region")) from None
+    if found is None:
+        hint = ""
+        suggest = getattr(data, "suggest", None)
+        if suggest is not None:
+            try:
+                close = list(suggest("region", s.region))[:5]
+            except Exception:  # noqa: BLE001 - suggestions are a courtesy
+                close = []
+            if close:
+                hint = f"; close matches: {', '.join(map(str, close))}"
+        raise ConfigError("region", f"unknown region {s.region!r}{hint}", s.source("region"))
+
+
+def _apply(s: Settings, *, only_explicit: bool) -> None:
+    """Make ``s`` effective: capture switches, the otm logger, the user data file.
+
+    ``only_explicit`` (the lazy first use) leaves alone the capture switches
+    whose value is a default, so code that set them directly keeps them.
+    """
+    from otm.capture import core
+
+    _load_data_file(s)
+    _check_region(s)
+
+    def given(name: str) -> bool:
+        return not only_explicit or s.source(name) != "default"
+
+    opts = core.options
+    if given("disabled"):
+        opts.enabled = not s.disabled
+    if given("capture_prompts"):
+        opts.capture_prompts = s.capture_prompts
+    if given("request_usage"):
+        opts.request_usage = s.request_usage
+    if given("region"):
+        opts.default_region = s.region
+    if given("tags"):
+        opts.default_tags = dict(s.tags)
+    if s.log_level is not None:
+        logging.getLogger("otm").setLevel(s.log_level)
+    if s.disabled and core.registry.installed():
+        core.registry.uninstall(None)
+
+
+def configure(
+    *,
+    disabled: bool | str = _UNSET,
+    providers: str | Iterable[str] | None = _UNSET,
+    auto_instrument: bool | str = _UNSET,
+    region: str | None = _UNSET,
+    capture_prompts: bool | str = _UNSET,
+    request_usage: bool | str = _UNSET,
+    tags: Mapping[str, str] | str | None = _UNSET,
+    output_dir: str | os.PathLike[str] = _UNSET,
+    data_file: str | os.PathLike[str] | None = _UNSET,
+    log_level: str | int | None = _UNSET,
+    config_file: str | os.PathLike[str] | None = _UNSET,
+) -> Settings:
+    """Set otm's settings and apply them now; returns the resolved :class:`Settings`.
+
+    Arguments win over environment variables, which win over the config file,
+    which wins over defaults. Arguments are remembered: a later call changes
+    only what it names (``reset()`` forgets them). An argument set to ``None``
+    explicitly overrides the environment and file with "none". Raises
+    :class:`ConfigError` for an invalid value, leaving the previous settings in
+    force.
+    """
+    given: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "disabled": disabled,
+            "providers": providers,
+            "auto_instrument": auto_instrument,
+            "region": region,
+            "capture_prompts": capture_prompts,
+            "request_usage": request_usage,
+            "tags": tags,
+            "output_dir": output_dir,
+            "data_file": data_file,
+            "log_level": log_level,
+        }.items()
+        if v is not _UNSET
+    }
+    chosen = given.get("providers")
+    if isinstance(chosen, Iterable) and not isinstance(chosen, str):
+        given["providers"] = list(chosen)
+    with _state.lock:
+        arguments = {**_state.arguments, **given}
+        cfg_file = _state.config_file if config_file is _UNSET else config_file
+        resolved = _resolve_or_kill(arguments, cfg_file)
+        _apply(resolved, only_explicit=False)
+        _state.arguments = arguments
+        _state.config_file = cfg_file
+        _state.current = resolved
+    if resolved.auto_instrument and not resolved.disabled:
+        import otm.capture
+
+        otm.capture.instrument(list(resolved.providers) if resolved.providers is not None else None)
+    return resolved
+
+
+def _resolve_or_kill(arguments: Mapping[str, Any], config_file: Any) -> Settings:
+    """Resolve; but if that fails while the kill switch is on, honour the switch anyway."""
+    try:
+        return resolve(arguments, config_file=config_file)
+    except ConfigError:
+        killed = arguments.get("disabled")
+        if killed is None:
+            killed = os.environ.get(env_var("disabled"), "")
+        try:
+            if _parse_bool(killed) is True:
+                from otm._log import logger
+
+                logger.warning(
+                    "otm: disabled by the kill switch; other settings are invalid and were ignored"
+                )
+                fallback = Settings(disabled=True)
+                fallback._sources["disabled"] = (
+                    "argument" if "disabled" in arguments else "env:OTM_DISABLED"
+                )
+                return fallback
+        except ValueError:
+            pass
+        raise
+
+
+def ensure_configured() -> Settings:
+    """The settings in force, resolving and applying them on first use (cheap afterwards).
+
+    ``otm.instrument()`` calls this, so ``OTM_DISABLED=1`` and the other
+    environment settings hold even when ``configure()`` is never called.
+    """
+    current = _state.current
+    if current is not None:
+        return current
+    with _state.lock:
+        if _state.current is None:
+            resolved = _resolve_or_kill(_state.arguments, _state.config_file)
+            _apply(resolved, only_explicit=True)
+            _state.current = resolved
+        return _state.current
+
+
+def settings() -> Settings:
+    """The resolved settings (each value with ``.source(name)``); resolved on first call."""
+    return ensure_configured()
+
+
+def reset() -> None:
+    """Forget configure() arguments and the resolved settings (tests, notebooks).
+
+    The next :func:`settings` call resolves from the environment and files
+    again. Capture switches already applied stay as they are until then.
+    """
+    with _state.lock:
+        _state.arguments = {}
+        _state.config_file = None
+        _state.current = None
+        _state.loaded_data = None

@@ -1,0 +1,423 @@
+"""Settings: resolution order, provenance, bad values, application, the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import otm
+from otm import config
+from otm.capture import core
+from otm.config import ConfigError, configure, find_config_file, resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def clean_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """No OTM_* variables, a working directory without config files, state restored after."""
+    for key in list(os.environ):
+        if key.startswith("OTM_"):
+            monkeypatch.delenv(key)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    saved_options = dataclasses.replace(core.options, default_tags=dict(core.options.default_tags))
+    logger = logging.getLogger("otm")
+    saved_level = logger.level
+    config.reset()
+    yield work
+    config.reset()
+    for f in dataclasses.fields(core.options):
+        setattr(core.options, f.name, getattr(saved_options, f.name))
+    logger.setLevel(saved_level)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- resolution order
+
+
+def test_defaults_when_nothing_is_set() -> None:
+    s = otm.settings()
+    assert s.disabled is False
+    assert s.providers is None
+    assert s.region is None
+    assert s.capture_prompts is False
+    assert s.request_usage is False
+    assert s.tags == {}
+    assert s.output_dir == Path("otm-runs")
+    assert s.data_file is None
+    assert s.log_level is None
+    assert s.auto_instrument is False
+    assert set(s.sources.values()) == {"default"}
+    assert s.config_file is None
+
+
+@pytest.mark.parametrize(
+    ("arg", "env", "file", "value", "source"),
+    [
+        (None, None, None, None, "default"),
+        (None, None, "INFO", "INFO", "file"),
+        (None, "ERROR", "INFO", "ERROR", "env:OTM_LOG_LEVEL"),
+        ("DEBUG", "ERROR", "INFO", "DEBUG", "argument"),
+        ("DEBUG", None, "INFO", "DEBUG", "argument"),
+        ("DEBUG", "ERROR", None, "DEBUG", "argument"),
+        (None, "ERROR", None, "ERROR", "env:OTM_LOG_LEVEL"),
+    ],
+)
+def test_arguments_beat_env_beat_file_beat_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+    clean_config: Path,
+    arg: str | None,
+    env: str | None,
+    file: str | None,
+    value: str | None,
+    source: str,
+) -> None:
+    if file is not None:
+        write(clean_config / "otm.toml", f'log_level = "{file}"\n')
+    if env is not None:
+        monkeypatch.setenv("OTM_LOG_LEVEL", env)
+    s = configure(log_level=arg) if arg is not None else otm.settings()
+    assert s.log_level == value
+    if source == "file":
+        assert s.source("log_level") == f"file:{clean_config / 'otm.toml'}"
+    else:
+        assert s.source("log_level") == source
+
+
+def test_each_setting_from_env(monkeypatch: pytest.MonkeyPatch, clean_config: Path) -> None:
+    data = write(clean_config / "mine.json", "{}")
+    env = {
+        "OTM_DISABLED": "0",
+        "OTM_PROVIDERS": "openai, gemini",
+        "OTM_AUTO_INSTRUMENT": "no",
+        "OTM_CAPTURE_PROMPTS": "true",
+        "OTM_REQUEST_USAGE": "on",
+        "OTM_TAGS": "team=ml, env = prod",
+        "OTM_OUTPUT_DIR": "runs/here",
+        "OTM_DATA_FILE": str(data),
+        "OTM_LOG_LEVEL": "warn",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    s = resolve()
+    assert s.providers == ("openai", "google")
+    assert s.capture_prompts is True and s.request_usage is True and s.disabled is False
+    assert s.tags == {"team": "ml", "env": "prod"}
+    assert s.output_dir == Path("runs/here")
+    assert s.data_file == data
+    assert s.log_level == "WARNING"
+    for name, value in s.sources.items():
+        if name != "region":
+            assert value == f"env:OTM_{name.upper()}"
+    assert s.source("region") == "default"
+
+
+def test_empty_env_var_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTM_LOG_LEVEL", "")
+    monkeypatch.setenv("OTM_DISABLED", "  ")
+    s = resolve()
+    assert s.log_level is None and s.disabled is False
+    assert s.source("log_level") == "default"
+
+
+def test_pyproject_tool_table_found_from_a_subdirectory(
+    monkeypatch: pytest.MonkeyPatch, clean_config: Path
+) -> None:
+    project = clean_config / "project"
+    write(
+        project / "pyproject.toml",
+        """
+        [project]
+        name = "app"
+
+        [tool.otm]
+        capture-prompts = true
+        output_dir = "reports"
+        tags = { team = "search", tier = 2 }
+        providers = ["anthropic"]
+        """,
+    )
+    deep = project / "src" / "app"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    s = otm.settings()
+    assert s.config_file == project / "pyproject.toml"
+    assert s.capture_prompts is True
+    # paths in a config file are relative to that file
+    assert s.output_dir == project / "reports"
+    assert s.tags == {"team": "search", "tier": "2"}
+    assert s.providers == ("anthropic",)
+    assert s.source("capture_prompts") == f"file:{project / 'pyproject.toml'}"
+
+
+def test_pyproject_without_tool_otm_is_passed_over(clean_config: Path) -> None:
+    write(clean_config / "otm.toml", 'region = "FRA"\n')
+    inner = clean_config / "pkg"
+    write(inner / "pyproject.toml", '[project]\nname = "pkg"\n\n[tool.ruff]\nline-length = 99\n')
+    assert find_config_file(inner) == clean_config / "otm.toml"
+
+
+def test_nearest_file_wins_and_otm_toml_beats_pyproject_in_one_folder(clean_config: Path) -> None:
+    write(clean_config / "otm.toml", 'log_level = "ERROR"\n')
+    inner = clean_config / "inner"
+    write(inner / "pyproject.toml", '[tool.otm]\nlog_level = "INFO"\n')
+    assert find_config_file(inner) == inner / "pyproject.toml"
+    write(inner / "otm.toml", 'log_level = "DEBUG"\n')
+    assert find_config_file(inner) == inner / "otm.toml"
+    assert resolve(cwd=inner).log_level == "DEBUG"
+
+
+def test_explicit_config_file_and_none(monkeypatch: pytest.MonkeyPatch, clean_config: Path) -> None:
+    write(clean_config / "otm.toml", 'log_level = "ERROR"\n')
+    other = write(clean_config / "elsewhere" / "prod.toml", 'log_level = "CRITICAL"\n')
+    assert resolve(config_file=other).log_level == "CRITICAL"
+    monkeypatch.setenv("OTM_CONFIG_FILE", str(other))
+    assert resolve().log_level == "CRITICAL"
+    monkeypatch.setenv("OTM_CONFIG_FILE", "none")
+    assert resolve().log_level is None
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve(config_file=clean_config / "missing.toml")
+
+
+def test_configure_remembers_arguments_until_reset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTM_LOG_LEVEL", "ERROR")
+    configure(log_level="DEBUG", capture_prompts=True)
+    s = configure(request_usage=True)
+    assert (s.log_level, s.capture_prompts, s.request_usage) == ("DEBUG", True, True)
+    assert otm.settings() is s
+    # an explicit None overrides the environment
+    assert configure(log_level=None).log_level is None
+    assert otm.settings().source("log_level") == "argument"
+    config.reset()
+    assert otm.settings().log_level == "ERROR"
+    assert otm.settings().capture_prompts is False
+
+
+# --------------------------------------------------------------------------- bad values
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "needles"),
+    [
+        ("OTM_DISABLED", "maybe", ["'disabled'", "env:OTM_DISABLED", "true/false"]),
+        ("OTM_CAPTURE_PROMPTS", "2", ["'capture_prompts'", "true/false"]),
+        (
+            "OTM_PROVIDERS",
+            "openai,mistral",
+            ["'providers'", "mistral", "openai, anthropic, google"],
+        ),
+        ("OTM_LOG_LEVEL", "LOUD", ["'log_level'", "DEBUG, INFO, WARNING, ERROR, CRITICAL"]),
+        ("OTM_TAGS", "team", ["'tags'", "k=v"]),
+        ("OTM_DATA_FILE", "nowhere.json", ["'data_file'", "does not exist"]),
+        ("OTM_DATA_FILE", "data.yaml", ["'data_file'", ".toml or .json"]),
+        ("OTM_REGION", " ", []),  # blank means unset: no error
+    ],
+)
+def test_bad_env_values_fail_at_configure_time_naming_key_and_choices(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, needles: list[str]
+) -> None:
+    monkeypatch.setenv(var, value)
+    if not needles:
+        configure()
+        return
+    with pytest.raises(ConfigError) as info:
+        configure()
+    msg = str(info.value)
+    for needle in needles:
+        assert needle in msg, msg
+    assert isinstance(info.value, ValueError)
+
+
+def test_output_dir_that_is_a_file_is_rejected(clean_config: Path) -> None:
+    write(clean_config / "taken", "x")
+    with pytest.raises(ConfigError, match="'output_dir'.*not a directory"):
+        configure(output_dir="taken")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"providers": ["cohere"]}, "choose from openai, anthropic, google"),
+        ({"providers": 3}, "list of providers"),
+        ({"log_level": 7}, "choose from"),
+        ({"tags": {"a": {"nested": 1}}}, "plain value"),
+        ({"tags": ["a", "b"]}, "table of tags"),
+        ({"region": ""}, "region code"),
+        ({"capture_prompts": "sometimes"}, "not a boolean"),
+    ],
+)
+def test_bad_arguments_fail_and_keep_previous_settings(
+    kwargs: dict[str, object], needle: str
+) -> None:
+    before = configure(capture_prompts=True)
+    with pytest.raises(ConfigError, match=needle):
+        configure(**kwargs)  # type: ignore[arg-type]
+    assert otm.settings() is before
+    assert core.options.capture_prompts is True
+
+
+def test_unknown_key_in_file_names_the_key_file_and_allowed_keys(clean_config: Path) -> None:
+    path = write(clean_config / "otm.toml", 'regoin = "FRA"\n')
+    with pytest.raises(ConfigError) as info:
+        configure()
+    msg = str(info.value)
+    assert "'regoin'" in msg and str(path) in msg and "region" in msg
+
+
+def test_bad_value_in_file_names_the_file(clean_config: Path) -> None:
+    path = write(clean_config / "pyproject.toml", '[tool.otm]\nproviders = ["openai", "vertex"]\n')
+    with pytest.raises(ConfigError) as info:
+        otm.settings()
+    assert f"file:{path}" in str(info.value) and "'vertex'" in str(info.value)
+
+
+def test_unreadable_toml_is_a_config_error(clean_config: Path) -> None:
+    write(clean_config / "otm.toml", "region = \n")
+    with pytest.raises(ConfigError, match="cannot read"):
+        otm.settings()
+
+
+def test_unknown_region_lists_close_matches() -> None:
+    data = pytest.importorskip("otm.data")
+    if data.find_region("FRA") is None:
+        pytest.skip("packaged region data not built yet")
+    with pytest.raises(ConfigError) as info:
+        configure(region="FRAA")
+    msg = str(info.value)
+    assert "'region'" in msg and "FRAA" in msg and "FRA" in msg.split("FRAA", 1)[1]
+    assert configure(region="fr").region == "fr"
+
+
+# --------------------------------------------------------------------------- applying
+
+
+def test_configure_applies_capture_switches_and_log_level() -> None:
+    configure(
+        capture_prompts=True,
+        request_usage=True,
+        tags={"team": "ml"},
+        log_level="ERROR",
+    )
+    assert core.options.enabled is True
+    assert core.options.capture_prompts is True
+    assert core.options.request_usage is True
+    assert core.options.default_tags == {"team": "ml"}
+    assert logging.getLogger("otm").level == logging.ERROR
+    configure(capture_prompts=False, tags=None)
+    assert core.options.capture_prompts is False
+    assert core.options.default_tags == {}
+
+
+def test_configure_sets_default_region() -> None:
+    data = pytest.importorskip("otm.data")
+    if data.find_region("DEU") is None:
+        pytest.skip("packaged region data not built yet")
+    configure(region="DEU")
+    assert core.options.default_region == "DEU"
+
+
+def test_lazy_first_use_applies_env_but_keeps_direct_option_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    core.options.request_usage = True  # set directly by code, not through settings
+    monkeypatch.setenv("OTM_CAPTURE_PROMPTS", "1")
+    s = otm.settings()
+    assert s.capture_prompts is True and core.options.capture_prompts is True
+    assert core.options.request_usage is True  # a default setting does not clobber it
+    # configure() is authoritative for everything
+    configure()
+    assert core.options.request_usage is False
+
+
+def test_import_otm_reads_no_settings_and_stays_light(clean_config: Path) -> None:
+    # A broken config file beside the program must not break `import otm`.
+    write(clean_config / "otm.toml", "this is = = not toml\n")
+    code = "import sys, otm; print(sorted(m for m in sys.modules if m.startswith(('otm', 'pydantic'))))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTM_")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["OTM_LOG_LEVEL"] = "nonsense"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=clean_config,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "otm.config" not in out.stdout and "pydantic" not in out.stdout
+    assert "'otm'" in out.stdout
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def test_cli_settings_json(
+    monkeypatch: pytest.MonkeyPatch, clean_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from otm.cli import main
+
+    write(clean_config / "otm.toml", 'output-dir = "out"\n')
+    monkeypatch.setenv("OTM_TAGS", "team=ml")
+    assert main(["settings", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["config_file"] == str(clean_config / "otm.toml")
+    got = out["settings"]
+    assert got["tags"] == {"value": {"team": "ml"}, "source": "env:OTM_TAGS"}
+    assert got["output_dir"] == {
+        "value": str(clean_config / "out"),
+        "source": f"file:{clean_config / 'otm.toml'}",
+    }
+    assert got["disabled"] == {"value": False, "source": "default"}
+    assert set(got) == set(config.FIELDS)
+
+
+def test_cli_settings_table_and_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from otm.cli import main
+
+    monkeypatch.setenv("OTM_CAPTURE_PROMPTS", "yes")
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert "capture_prompts" in out and "env:OTM_CAPTURE_PROMPTS" in out
+    config.reset()
+    monkeypatch.setenv("OTM_LOG_LEVEL", "chatty")
+    assert main(["settings"]) == 2
+    err = capsys.readouterr().err
+    assert "'log_level'" in err and "env:OTM_LOG_LEVEL" in err and "CRITICAL" in err
+
+
+def test_cli_settings_config_file_option(
+    clean_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from otm.cli import main
+
+    other = write(clean_config / "ci.toml", "capture_prompts = true\n")
+    assert main(["settings", "--json", "--config-file", str(other)]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["settings"]["capture_prompts"]["value"] is True
+    assert got["config_file"] == str(other)
+
+
+def test_provider_names_match_capture_adapters() -> None:
+    import otm.capture
+
+    assert set(config.PROVIDERS) == set(otm.capture.ADAPTERS)

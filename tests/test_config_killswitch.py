@@ -1,0 +1,196 @@
+"""The kill switch: OTM_DISABLED=1 leaves every SDK method untouched, without code changes."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import otm
+from otm import config
+from otm.capture import ADAPTERS, core
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for key in list(os.environ):
+        if key.startswith("OTM_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    otm.uninstrument()
+    saved = dataclasses.replace(core.options, default_tags=dict(core.options.default_tags))
+    level = logging.getLogger("otm").level
+    config.reset()
+    yield
+    otm.uninstrument()
+    config.reset()
+    for f in dataclasses.fields(core.options):
+        setattr(core.options, f.name, getattr(saved, f.name))
+    logging.getLogger("otm").setLevel(level)
+
+
+def _targets() -> dict[str, list[tuple[type, str]]]:
+    """(owner, method name) that each available capture adapter patches."""
+    out: dict[str, list[tuple[type, str]]] = {}
+    for name, (module_name, sdk) in ADAPTERS.items():
+        try:
+            importlib.import_module(sdk)
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        out[name] = [(owner, attr) for owner, attr, _ in module.targets()]
+    return out
+
+
+def _methods(targets: dict[str, list[tuple[type, str]]]) -> dict[tuple[type, str], Any]:
+    return {(o, a): o.__dict__.get(a) for pairs in targets.values() for o, a in pairs}
+
+
+@pytest.fixture()
+def targets() -> dict[str, list[tuple[type, str]]]:
+    found = _targets()
+    if not found:
+        pytest.skip("no capture adapter importable yet")
+    return found
+
+
+def test_enabled_instrument_replaces_methods(targets: dict[str, list[tuple[type, str]]]) -> None:
+    # The counterpart of the kill switch: without it, methods are replaced.
+    before = _methods(targets)
+    installed = otm.instrument()
+    assert set(installed) >= set(targets)
+    after = _methods(targets)
+    assert any(after[k] is not before[k] for k in before)
+    otm.uninstrument()
+    assert _methods(targets) == before
+
+
+def test_env_kill_switch_installs_no_patch(
+    monkeypatch: pytest.MonkeyPatch, targets: dict[str, list[tuple[type, str]]]
+) -> None:
+    before = _methods(targets)
+    monkeypatch.setenv("OTM_DISABLED", "1")
+    assert otm.instrument() == []
+    assert otm.instrument(list(targets)) == []
+    assert core.registry.installed() == set()
+    after = _methods(targets)
+    assert all(after[k] is before[k] for k in before)
+    assert core.options.enabled is False
+    assert otm.settings().source("disabled") == "env:OTM_DISABLED"
+
+
+def test_kill_switch_holds_even_when_other_settings_are_invalid(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTM_DISABLED", "true")
+    monkeypatch.setenv("OTM_LOG_LEVEL", "nonsense")
+    assert otm.instrument() == []
+    assert core.registry.installed() == set()
+    assert otm.settings().disabled is True
+
+
+def test_invalid_env_without_kill_switch_fails_at_instrument(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTM_PROVIDERS", "openai,bard")
+    with pytest.raises(config.ConfigError, match="'providers'"):
+        otm.instrument()
+
+
+def test_configure_disabled_removes_installed_patches(
+    targets: dict[str, list[tuple[type, str]]],
+) -> None:
+    before = _methods(targets)
+    otm.instrument()
+    assert core.registry.installed()
+    otm.configure(disabled=True)
+    assert core.registry.installed() == set()
+    assert _methods(targets) == before
+    assert otm.instrument() == []
+    otm.configure(disabled=False)
+    assert set(otm.instrument()) >= set(targets)
+
+
+def test_providers_setting_limits_what_instrument_patches(
+    monkeypatch: pytest.MonkeyPatch, targets: dict[str, list[tuple[type, str]]]
+) -> None:
+    chosen = min(targets)
+    monkeypatch.setenv("OTM_PROVIDERS", chosen)
+    assert otm.instrument() == [chosen]
+
+
+def test_auto_instrument_patches_at_configure(targets: dict[str, list[tuple[type, str]]]) -> None:
+    chosen = min(targets)
+    otm.configure(auto_instrument=True, providers=[chosen])
+    assert core.registry.installed() == {chosen}
+
+
+def test_auto_instrument_keeps_configure_arguments_over_env(
+    monkeypatch: pytest.MonkeyPatch, targets: dict[str, list[tuple[type, str]]]
+) -> None:
+    monkeypatch.setenv("OTM_CAPTURE_PROMPTS", "1")
+    otm.configure(capture_prompts=False, auto_instrument=True)
+    assert core.registry.installed() >= set(targets)
+    assert core.options.capture_prompts is False
+    assert otm.settings().source("capture_prompts") == "argument"
+
+
+def test_wrap_under_kill_switch_returns_the_client_and_records_nothing(
+    monkeypatch: pytest.MonkeyPatch, server: Any, records: list[Any]
+) -> None:
+    openai = pytest.importorskip("openai")
+    monkeypatch.setenv("OTM_DISABLED", "1")
+    client = openai.OpenAI(base_url=server.openai_base_url, api_key="test", max_retries=0)
+    create = type(client.chat.completions).__dict__["create"]
+    assert otm.wrap(client) is client
+    assert core.registry.installed() == set()
+    assert type(client.chat.completions).__dict__["create"] is create
+    r = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert r.choices[0].message.content
+    assert not hasattr(r, "otm")
+    assert records == []
+
+
+def test_kill_switch_in_a_fresh_interpreter(tmp_path: Path) -> None:
+    """The production path: the environment variable alone, no configure() call."""
+    pytest.importorskip("openai")
+    code = textwrap.dedent(
+        """
+        import openai, otm
+        from openai.resources.chat import completions as m
+        original = m.Completions.__dict__["create"]
+        assert otm.instrument() == []
+        client = otm.wrap(openai.OpenAI(api_key="x"))
+        assert m.Completions.__dict__["create"] is original
+        from otm.capture.core import registry
+        assert registry.installed() == set()
+        print("untouched")
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTM_")}
+    env["OTM_DISABLED"] = "1"
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "untouched"

@@ -38,11 +38,14 @@ class Range(BaseModel):
 
     def __format__(self, spec: str) -> str:
         if not spec:
-            return repr(self)
+            return str(self)
         return f"{format(self.value, spec)} [{format(self.low, spec)}-{format(self.high, spec)}]"
 
     def __repr__(self) -> str:
         return f"Range({self.value:.4g}, low={self.low:.4g}, high={self.high:.4g})"
+
+    def __str__(self) -> str:
+        return f"{self.value:.3g} [{self.low:.3g}-{self.high:.3g}]"
 
     def scale(self, k: float) -> Range:
         return Range(value=self.value * k, low=self.low * k, high=self.high * k)

@@ -58,6 +58,11 @@ class Telemetry(BaseModel):
     reasoning_tokens: int = Field(
         default=0, validation_alias=_alias("reasoning_tokens", "reasoningTokens")
     )
+    reasoning_streamed: bool = False
+    """Reasoning was streamed as visible chunks (anthropic thinking deltas). When
+    False (openai, gemini) hidden reasoning is generated before the first
+    visible token, inside the time to first token, and is not part of the
+    inter-token latency."""
     tokens_estimated: bool = False
     input_text_length: int | None = Field(
         default=None, validation_alias=_alias("input_text_length", "inputTextLength")
@@ -169,9 +174,10 @@ class Telemetry(BaseModel):
         a non-streamed call has first == last, so it has no inter-token latency.
         """
         d = self.decode_s
-        if d is None or self.output_tokens < 2 or (not self.streamed and d <= 0):
+        n = self.visible_output_tokens
+        if d is None or n < 2 or (not self.streamed and d <= 0):
             return None
-        return d / (self.output_tokens - 1)
+        return d / (n - 1)
 
     @property
     def output_tps(self) -> float | None:
@@ -180,6 +186,13 @@ class Telemetry(BaseModel):
         if itl is not None:
             return 1.0 / itl if itl > 0 else None
         return None
+
+    @property
+    def visible_output_tokens(self) -> int:
+        """Output tokens that arrived between the first and the last token."""
+        if self.reasoning_streamed:
+            return self.output_tokens
+        return self.output_tokens - self.reasoning_tokens
 
     @property
     def fresh_input_tokens(self) -> int:

@@ -34,3 +34,17 @@ def test_public_names_resolve_lazily() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "ok" in out.stdout
+
+
+def test_estimate_stays_callable_after_its_subpackage_is_imported() -> None:
+    # Importing otm.estimate (the package) sets the attribute otm.estimate to
+    # the module; it must still be the estimator function for users.
+    code = (
+        "import otm, otm.estimate.batch;"
+        "from otm import estimate;"
+        "t = otm.Telemetry(model='gpt-4o', input_tokens=10, output_tokens=10);"
+        "print(type(otm.estimate(t)).__name__, type(estimate(t)).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Impact", "Impact"]

@@ -105,3 +105,18 @@ def test_derived_timings_are_consistent(start: float, ttft: float, decode: float
     if t.itl_s is not None:
         assert math.isfinite(t.itl_s) and t.itl_s >= 0
         assert out >= 2
+
+
+def test_hidden_reasoning_is_not_part_of_inter_token_latency() -> None:
+    # 300 hidden reasoning tokens happen before the first visible token; the
+    # 50 visible ones were streamed over 0.49 s.
+    hidden = Telemetry(
+        start_time=0.0, first_token_time=5.0, last_token_time=5.49,
+        output_tokens=350, reasoning_tokens=300, streamed=True,
+    )
+    assert hidden.visible_output_tokens == 50
+    assert hidden.itl_s == pytest.approx(0.01)
+    # Streamed thinking (anthropic) is part of the decode stream.
+    shown = hidden.model_copy(update={"reasoning_streamed": True})
+    assert shown.visible_output_tokens == 350
+    assert shown.itl_s == pytest.approx(0.49 / 349)

@@ -1,0 +1,220 @@
+"""``otm estimate``: the estimator on one hypothetical or logged request.
+
+    otm estimate --model gpt-4o --input-tokens 800 --output-tokens 400 --tps 70
+    otm estimate --model llama-3.1-8b --accelerator H100 --count 1 --pue 1.0 \\
+        --input-tokens 500 --output-tokens 300 --ttft 0.2 --duration 6 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "estimate",
+        help="energy, carbon and water of one request (with ranges)",
+        description="Estimate one request from its model, token counts and (optionally) timings.",
+    )
+    p.add_argument(
+        "--model", required=True, help="model name (API name, snapshot or Hugging Face id)"
+    )
+    p.add_argument(
+        "--provider", default=None, help="API provider (openai, anthropic, google, local...)"
+    )
+    p.add_argument(
+        "--input-tokens", type=_count, required=True, help="prompt tokens, cached ones included"
+    )
+    p.add_argument(
+        "--output-tokens", type=_count, required=True, help="output tokens, reasoning included"
+    )
+    p.add_argument(
+        "--cached-tokens", type=_count, default=0, help="prompt tokens served from the cache"
+    )
+    p.add_argument(
+        "--reasoning-tokens",
+        type=_count,
+        default=0,
+        help="hidden reasoning tokens (part of output)",
+    )
+    p.add_argument(
+        "--ttft", type=_seconds, default=None, help="time to first token, seconds (streamed)"
+    )
+    speed = p.add_mutually_exclusive_group()
+    speed.add_argument(
+        "--duration", type=_seconds, default=None, help="start to last token, seconds"
+    )
+    speed.add_argument(
+        "--tps", type=_positive, default=None, help="observed output speed, tokens/s (streamed)"
+    )
+    p.add_argument("--region", default=None, help="where it ran: FRA, US-VA, aws:us-east-1...")
+    p.add_argument(
+        "--accelerator", default=None, help="serving accelerator (H100, B200, tpu-v6e...)"
+    )
+    p.add_argument("--count", type=_count, default=None, help="accelerators per instance")
+    p.add_argument(
+        "--pue", type=float, default=None, help="facility PUE (1.0 with --accelerator-only)"
+    )
+    p.add_argument(
+        "--accelerator-only",
+        action="store_true",
+        help="boundary of a GPU power meter: no host, idle or facility",
+    )
+    p.add_argument("--json", action="store_true", help="print the Impact as JSON")
+    p.set_defaults(func=run)
+
+
+def _count(s: str) -> int:
+    v = int(s)
+    if v < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return v
+
+
+def _seconds(s: str) -> float:
+    v = float(s)
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number of seconds >= 0")
+    return v
+
+
+def _positive(s: str) -> float:
+    v = float(s)
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError("must be > 0")
+    return v
+
+
+def _telemetry(args: argparse.Namespace) -> Any:
+    from otm.telemetry import Telemetry
+
+    if args.cached_tokens > args.input_tokens:
+        raise SystemExit("otm estimate: --cached-tokens cannot exceed --input-tokens")
+    if args.reasoning_tokens > args.output_tokens:
+        raise SystemExit("otm estimate: --reasoning-tokens cannot exceed --output-tokens")
+    data: dict[str, Any] = {
+        "model": args.model,
+        "provider": args.provider,
+        "input_tokens": args.input_tokens,
+        "cached_input_tokens": args.cached_tokens,
+        "output_tokens": args.output_tokens,
+        "reasoning_tokens": args.reasoning_tokens,
+    }
+    start = 0.0
+    ttft = args.ttft
+    visible = max(args.output_tokens - args.reasoning_tokens, 0)
+    if args.tps is not None:
+        # a stream: visible tokens arrive at tps after the first one
+        first = start + (ttft if ttft is not None else 0.0)
+        data.update(start_time=start, first_token_time=first, streamed=True)
+        data["last_token_time"] = first + max(visible - 1, 0) / args.tps
+    elif args.duration is not None:
+        data.update(start_time=start, end_time=start + args.duration)
+        if ttft is not None and ttft <= args.duration:
+            data.update(
+                first_token_time=start + ttft, last_token_time=start + args.duration, streamed=True
+            )
+        else:
+            data["last_token_time"] = start + args.duration
+    elif ttft is not None:
+        data.update(start_time=start, first_token_time=start + ttft)
+    return Telemetry.model_validate(data)
+
+
+def _deployment(args: argparse.Namespace) -> Any:
+    from otm.deployment import Deployment
+
+    if args.accelerator_only:
+        if not args.accelerator:
+            raise SystemExit("otm estimate: --accelerator-only needs --accelerator")
+        return Deployment.accelerator_only(args.accelerator, args.count or 1)
+    if args.accelerator or args.count or args.pue is not None:
+        return Deployment(accelerator=args.accelerator, count=args.count, pue=args.pue)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from otm.estimate import estimate
+
+    impact = estimate(_telemetry(args), deployment=_deployment(args), region=args.region)
+    if args.json:
+        print(json.dumps(impact.model_dump(mode="json"), indent=2))
+        return 0
+    _print(impact)
+    return 0
+
+
+def _fmt(x: float) -> str:
+    if x == 0:
+        return "0"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def _print(impact: Any) -> None:
+    from otm.cli._table import print_table
+
+    a = impact.assumptions
+    e, ej = impact.energy_wh, impact.energy_j
+    rows = [
+        ("energy (Wh)", _fmt(e.value), f"{_fmt(e.low)} - {_fmt(e.high)}"),
+        ("energy (J)", _fmt(ej.value), f"{_fmt(ej.low)} - {_fmt(ej.high)}"),
+        (
+            "carbon (gCO2e)",
+            _fmt(impact.carbon_g.value),
+            f"{_fmt(impact.carbon_g.low)} - {_fmt(impact.carbon_g.high)}",
+        ),
+        (
+            "water (mL)",
+            _fmt(impact.water_ml.value),
+            f"{_fmt(impact.water_ml.low)} - {_fmt(impact.water_ml.high)}",
+        ),
+        ("cost (USD)", "n/a" if impact.cost_usd is None else f"{impact.cost_usd:.6f}", ""),
+    ]
+    print_table("Impact (central, 5th-95th percentile range)", ("figure", "value", "range"), rows)
+
+    total = e.value or 1.0
+    b_rows = [(k, _fmt(v), f"{100 * v / total:.0f} %") for k, v in impact.breakdown_wh.items()]
+    b_rows += [(f"carbon: {k}", _fmt(v), "g") for k, v in impact.carbon_breakdown_g.items()]
+    b_rows += [(f"water: {k}", _fmt(v), "mL") for k, v in impact.water_breakdown_ml.items()]
+    print_table("Breakdown (energy in Wh)", ("part", "value", "share / unit"), b_rows)
+
+    m, d, s = a.get("model", {}), a.get("deployment", {}), a.get("site", {})
+    act = m.get("active_params_b", {})
+    cnt = d.get("count", {})
+    batch = a.get("effective_batch", {})
+    arows = [
+        ("model", f"{m.get('id')} ({m.get('size')})"),
+        (
+            "active params (B)",
+            f"{_fmt(act.get('value', 0))} [{_fmt(act.get('low', 0))}-{_fmt(act.get('high', 0))}]",
+        ),
+        ("architecture / precision", f"{m.get('architecture')} / {m.get('precision')}"),
+        (
+            "accelerator",
+            f"{d.get('accelerator')} x {_fmt(cnt.get('value', 0))} [{_fmt(cnt.get('low', 0))}-{_fmt(cnt.get('high', 0))}]",
+        ),
+        (
+            "provider",
+            f"{d.get('provider')} ({'self-hosted' if d.get('self_hosted') else 'hosted'})",
+        ),
+        (
+            "region",
+            f"{s.get('region')} ({s.get('region_source')}), {_fmt(s.get('grid_gco2e_per_kwh', {}).get('value', 0))} gCO2e/kWh",
+        ),
+        (
+            "PUE / WUE",
+            f"{_fmt(s.get('pue', {}).get('value', 0))} / {_fmt(s.get('wue_l_per_kwh', {}).get('value', 0))} L/kWh",
+        ),
+        ("method", str(a.get("method"))),
+        (
+            "effective batch",
+            f"{_fmt(batch.get('value', 0))} [{_fmt(batch.get('low', 0))}-{_fmt(batch.get('high', 0))}]",
+        ),
+    ]
+    print_table("Assumptions", ("what", "value"), arows)
+    if impact.warnings:
+        print_table("Warnings", ("",), [(w,) for w in impact.warnings])

@@ -1,0 +1,168 @@
+"""`otm estimate` and `otm models` from the command line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from otm.cli import main
+from otm.estimate import reset_floors
+
+
+@pytest.fixture(autouse=True)
+def _fresh_floors() -> Iterator[None]:
+    reset_floors()
+    yield
+    reset_floors()
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> object:
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_estimate_json_streamed(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _json(
+        capsys,
+        [
+            "estimate",
+            "--model",
+            "gpt-4o",
+            "--provider",
+            "openai",
+            "--input-tokens",
+            "800",
+            "--output-tokens",
+            "400",
+            "--ttft",
+            "0.6",
+            "--tps",
+            "70",
+            "--json",
+        ],
+    )
+    assert isinstance(out, dict)
+    e = out["energy_wh"]
+    assert 0 < e["low"] <= e["value"] <= e["high"]
+    assert set(out["breakdown_wh"]) == {"accelerator", "host", "idle", "facility"}
+    assert out["assumptions"]["method"] == "itl"
+    assert out["assumptions"]["observed"]["tokens_per_s"] == pytest.approx(70, rel=1e-6)
+    assert out["cost_usd"] > 0
+
+
+def test_estimate_json_methods(capsys: pytest.CaptureFixture[str]) -> None:
+    base = [
+        "estimate",
+        "--model",
+        "gemini-2.5-flash",
+        "--input-tokens",
+        "400",
+        "--output-tokens",
+        "300",
+        "--json",
+    ]
+    assert _json(capsys, base)["assumptions"]["method"] == "tokens"  # type: ignore[index]
+    assert _json(capsys, [*base, "--duration", "5"])["assumptions"]["method"] == "latency"  # type: ignore[index]
+    assert (
+        _json(capsys, [*base, "--duration", "5", "--ttft", "0.5"])["assumptions"]["method"] == "itl"
+    )  # type: ignore[index]
+
+
+def test_estimate_accelerator_only(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _json(
+        capsys,
+        [
+            "estimate",
+            "--model",
+            "llama-3.1-8b",
+            "--input-tokens",
+            "500",
+            "--output-tokens",
+            "300",
+            "--tps",
+            "40",
+            "--accelerator",
+            "H100",
+            "--count",
+            "1",
+            "--accelerator-only",
+            "--json",
+        ],
+    )
+    b = out["breakdown_wh"]  # type: ignore[index]
+    assert b["host"] == b["idle"] == b["facility"] == 0.0
+    assert out["assumptions"]["deployment"]["accelerator"].startswith("NVIDIA H100")  # type: ignore[index]
+
+
+def test_estimate_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "estimate",
+                "--model",
+                "unheard-of-model-7b",
+                "--input-tokens",
+                "100",
+                "--output-tokens",
+                "50",
+                "--region",
+                "FRA",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    for word in (
+        "energy (Wh)",
+        "energy (J)",
+        "carbon",
+        "water",
+        "accelerator",
+        "facility",
+        "effective batch",
+        "unheard-of-model-7b",
+    ):
+        assert word in text
+
+
+def test_estimate_rejects_inconsistent_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "estimate",
+                "--model",
+                "gpt-4o",
+                "--input-tokens",
+                "10",
+                "--output-tokens",
+                "5",
+                "--cached-tokens",
+                "11",
+            ]
+        )
+    with pytest.raises(SystemExit):
+        main(["estimate", "--model", "gpt-4o", "--input-tokens", "-1", "--output-tokens", "5"])
+
+
+def test_models_json_and_search(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _json(capsys, ["models", "--search", "mixtral", "--json"])
+    assert isinstance(rows, list) and rows
+    assert all("mixtral" in (r["id"] + r["name"]).lower() for r in rows)
+    r = rows[0]
+    assert {
+        "id",
+        "developer",
+        "total_params_b",
+        "active_params_b",
+        "size_estimated",
+        "architecture",
+        "price",
+    } <= set(r)
+
+
+def test_models_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--search", "gpt-4o"]) == 0
+    text = capsys.readouterr().out
+    assert "gpt-4o" in text and "est." in text

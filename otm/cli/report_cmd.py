@@ -37,6 +37,11 @@ def register(subparsers: Any) -> None:
         const="-",
         help="JSON summary (to FILE, or to standard output without one)",
     )
+    p.add_argument(
+        "--figures",
+        metavar="DIR",
+        help="publication figures (PNG and PDF) in DIR; needs matplotlib (extra 'plot')",
+    )
     p.add_argument("--name", help="title of the report (default: the experiment named in the log)")
     p.add_argument(
         "--region", help="default region for lines without one; they are re-estimated with it"
@@ -95,6 +100,14 @@ def run(args: argparse.Namespace) -> int:
 
     if json_to_stdout:
         sys.stdout.write(render_json(summary))
+    if args.figures:
+        try:
+            from otm.report.figures import save_figures
+        except ImportError as exc:
+            print(f"otm report: {exc}", file=sys.stderr)
+            return 2
+        for path in save_figures(summary, args.figures):
+            print(f"figure written to {path}", file=sys.stderr)
     wrote = [
         (k, v)
         for k, v in (
@@ -106,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if v
     ]
-    if not wrote and not json_to_stdout:
+    if not wrote and not json_to_stdout and not args.figures:
         _print_summary(summary)
     for kind, dest in wrote:
         print(f"{kind} report written to {dest}", file=sys.stderr)

@@ -52,6 +52,17 @@ REPORT_FILES = {
 }
 
 
+def _default_output_dir() -> Path:
+    """The configured output directory (argument > env > config file > "otm-runs")."""
+    try:
+        from otm.config import settings
+
+        return Path(settings().output_dir)
+    except Exception as exc:  # an invalid setting must not break the user's experiment
+        log_once("experiment.output_dir", exc)
+        return Path("otm-runs")
+
+
 def _slug(name: str) -> str:
     s = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
     return s[:80] or "experiment"
@@ -63,7 +74,7 @@ class Experiment:
     def __init__(
         self,
         name: str = "experiment",
-        output_dir: str | Path = "otm-runs",
+        output_dir: str | Path | None = None,
         tags: Mapping[str, str] | None = None,
         region: str | None = None,
         *,
@@ -71,7 +82,7 @@ class Experiment:
         keep_records: bool = True,
     ) -> None:
         self.name = name
-        self.output_dir = Path(output_dir)
+        self.output_dir = Path(output_dir) if output_dir is not None else _default_output_dir()
         self.tags: dict[str, str] = {str(k): str(v) for k, v in (tags or {}).items()}
         self.region = region
         """Default region for calls that have none (their impact is estimated with it)."""
@@ -308,7 +319,7 @@ class Experiment:
 
 def experiment(
     name: str = "experiment",
-    output_dir: str | Path = "otm-runs",
+    output_dir: str | Path | None = None,
     tags: Mapping[str, str] | None = None,
     region: str | None = None,
     *,
@@ -317,7 +328,8 @@ def experiment(
 ) -> Experiment:
     """Collect, log and report every LLM call made inside the block.
 
-    ``region`` is the default serving region for calls that carry none
+    ``output_dir`` defaults to the ``output_dir`` setting (``OTM_OUTPUT_DIR``,
+    ``[tool.otm]``; ``otm-runs`` otherwise). ``region`` is the default serving region for calls that carry none
     (``otm.wrap(client, region=...)`` and ``otm.configure`` take precedence):
     their impact is estimated with it. ``reports`` picks the files written on
     exit (``html``, ``md``, ``json``, ``csv``, ``latex``). With

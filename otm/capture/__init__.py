@@ -55,6 +55,11 @@ def instrument(providers: str | Iterable[str] | None = None) -> list[str]:
     Call it at start-up, before clients build their cached ``with_raw_response``
     wrappers. A no-op when otm is disabled (``OTM_DISABLED=1``).
     """
+    from otm.config import ensure_configured  # settings from env/config file, resolved once
+
+    configured = ensure_configured()
+    if providers is None and configured.providers is not None:
+        providers = list(configured.providers)
     if not options.enabled:
         return []
     for name in _normalise(providers):
@@ -110,13 +115,18 @@ def wrap(
     try:
         found = _adapter_for(client)
         if found is None:
-            log_once("wrap", message=f"otm.wrap: {type(client).__qualname__} is not a supported client; left as is")
+            log_once(
+                "wrap",
+                message=f"otm.wrap: {type(client).__qualname__} is not a supported client; left as is",
+            )
             return client
         name, module = found
         if options.enabled:
             instrument([name])
         detected = provider or module.detect_provider(client)
-        settings = ClientSettings(deployment=deployment, region=region, tags=dict(tags or {}), provider=detected)
+        settings = ClientSettings(
+            deployment=deployment, region=region, tags=dict(tags or {}), provider=detected
+        )
         for key in module.settings_keys(client):
             set_client_settings(key, settings)
     except Exception as exc:

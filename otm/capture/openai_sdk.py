@@ -1,0 +1,1150 @@
+"""Capture for the official ``openai`` client (and every OpenAI-compatible endpoint).
+
+Patched at class level (so clients created before ``instrument()`` are
+covered), resolved from the package's public re-exports:
+
+=============================================  ===============================
+``chat.completions`` (also ``beta.chat``)      ``create``, ``parse``, ``stream``
+``responses``                                  ``create``, ``parse``, ``stream``,
+                                               ``retrieve`` (streamed resume only)
+``embeddings``                                 ``create``
+``completions`` (legacy text completions)      ``create``
+=============================================  ===============================
+
+and the async twins. What comes back decides what is recorded:
+
+* a model (``ChatCompletion``, ``Response``, ...): usage, served model and
+  request id are read and ``.otm`` is attached at once;
+* a ``Stream``/``AsyncStream``: its class is swapped (core.instrument_stream)
+  so each chunk is timed; ``.otm`` lands on the stream when it ends;
+* a raw response (``with_raw_response`` → ``LegacyAPIResponse``,
+  ``with_streaming_response`` → ``APIResponse``): status and headers are
+  recorded and the instance's ``parse()`` is wrapped so the model or stream
+  it returns carries ``.otm`` too;
+* the ``.stream()`` helpers' managers are class-swapped so the helper object
+  (``ChatCompletionStream``/``ResponseStream``) is linked, through a
+  contextvar, to the raw stream its ``__enter__`` creates.
+
+Chat streams without usage (no ``stream_options.include_usage``) are counted
+from their text and flagged ``tokens_estimated``; ``options.request_usage``
+opts in to asking for usage. Nothing here reads or keeps credentials.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ipaddress
+import json
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import openai
+
+from otm._log import log_once
+from otm.capture import core
+from otm.capture.core import (
+    Call,
+    get_client_settings,
+    instrument_stream,
+    make_async_wrapper,
+    make_passthrough_wrapper,
+    make_sync_wrapper,
+    options,
+    stream_call,
+)
+
+PROVIDER = "openai"
+_perf = core._perf
+REQUEST_ID_HEADER = "x-request-id"
+
+Observer = Callable[[Call, Any], None]
+
+# --------------------------------------------------------------------------- provider detection
+
+# Suffix of the API host -> provider name. Used only when otm.data (the shared
+# reference data) cannot answer; kept small on purpose.
+_KNOWN_HOSTS: tuple[tuple[str, str], ...] = (
+    ("api.openai.com", "openai"),
+    ("openai.azure.com", "azure-openai"),
+    ("services.ai.azure.com", "azure-openai"),
+    ("api.groq.com", "groq"),
+    ("api.together.xyz", "together"),
+    ("api.together.ai", "together"),
+    ("api.fireworks.ai", "fireworks"),
+    ("api.deepseek.com", "deepseek"),
+    ("api.mistral.ai", "mistral"),
+    ("openrouter.ai", "openrouter"),
+    ("api.x.ai", "xai"),
+    ("api.cerebras.ai", "cerebras"),
+    ("api.perplexity.ai", "perplexity"),
+    ("generativelanguage.googleapis.com", "google"),
+    ("api.anthropic.com", "anthropic"),
+)
+UNKNOWN_HOST = "openai-compatible"
+"""Provider name for an OpenAI-compatible endpoint whose host is not recognised."""
+
+_detected: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_data_lookup: Any = None  # otm.data.provider_for_host, resolved on first use (False: not available)
+
+
+def _is_local_host(host: str) -> bool:
+    h = host.strip("[]").lower()
+    if h in ("localhost", "host.docker.internal") or h.endswith(
+        (".localhost", ".local", ".internal")
+    ):
+        return True
+    try:
+        ip = ipaddress.ip_address(h)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified
+
+
+def provider_for_host(host: str | None) -> str:
+    """Provider name for an API host: otm.data's table first, then a small built-in one."""
+    global _data_lookup
+    if not host:
+        return PROVIDER
+    host = host.lower().rstrip(".")
+    if _data_lookup is None:
+        try:
+            from otm.data import provider_for_host as lookup
+
+            _data_lookup = lookup
+        except Exception:
+            _data_lookup = False
+    if _data_lookup:
+        try:
+            found = _data_lookup(host)
+            if isinstance(found, str) and found:
+                return found
+        except Exception as exc:
+            log_once("otm.data.provider_for_host", exc)
+    for suffix, name in _KNOWN_HOSTS:
+        if host == suffix or host.endswith("." + suffix):
+            return name
+    if _is_local_host(host):
+        return "local"
+    return UNKNOWN_HOST
+
+
+def _detect(client: Any) -> str:
+    if "Azure" in type(client).__name__:
+        return "azure-openai"
+    base_url = getattr(client, "base_url", None)
+    host = getattr(base_url, "host", None)
+    if host is None and base_url is not None:
+        from urllib.parse import urlsplit
+
+        host = urlsplit(str(base_url)).hostname
+    return provider_for_host(host)
+
+
+def detect_provider(client: Any) -> str:
+    """The provider behind an openai client, from its class and ``base_url`` host.
+
+    Decided once per client (a weak-keyed cache), so the hot path is a dict lookup.
+    """
+    try:
+        return _detected[client]
+    except KeyError:
+        pass
+    except TypeError:  # not weak-referenceable
+        return _detect(client)
+    found = _detect(client)
+    try:
+        _detected[client] = found
+    except TypeError:
+        pass
+    return found
+
+
+def owns(client: Any) -> bool:
+    return isinstance(client, (openai.OpenAI, openai.AsyncOpenAI))
+
+
+def settings_keys(client: Any) -> list[object]:
+    # Resource methods find their client as ``instance._client``.
+    return [client]
+
+
+# --------------------------------------------------------------------------- small helpers
+
+_OMITTED: tuple[type, ...] = tuple(
+    t
+    for t in (getattr(openai, "Omit", None), getattr(openai, "NotGiven", None))
+    if isinstance(t, type)
+)
+
+
+def _given(value: Any) -> bool:
+    return value is not None and not isinstance(value, _OMITTED)
+
+
+def _request_id_of(model: Any) -> str | None:
+    # openai sets ``_request_id`` in the instance __dict__ (not a pydantic field).
+    try:
+        rid = model.__dict__.get("_request_id")
+    except AttributeError:
+        return None
+    return rid if isinstance(rid, str) else None
+
+
+def _client_of(instance: Any) -> Any:
+    return getattr(instance, "_client", None)
+
+
+def _new_call(instance: Any, operation: str, model: Any, streamed: bool) -> Call:
+    client = _client_of(instance)
+    call = Call(
+        detect_provider(client) if client is not None else PROVIDER,
+        operation,
+        model if isinstance(model, str) else None,
+        get_client_settings(client),
+        streamed=streamed,
+    )
+    collector = _helper_calls.get()
+    if collector is not None:
+        collector.append(call)
+    return call
+
+
+# --------------------------------------------------------------------------- measuring requests
+
+
+def _text_of_part(part: Any) -> str | None:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, Mapping):
+        text = part.get("text")
+        if text is None:
+            text = part.get("output")  # responses: function_call_output items
+    else:
+        text = getattr(part, "text", None)
+    return text if isinstance(text, str) else None
+
+
+def _add_content(content: Any, parts: list[str]) -> None:
+    if isinstance(content, str):
+        parts.append(content)
+    elif isinstance(content, (list, tuple)):
+        for part in content:
+            text = _text_of_part(part)
+            if text:
+                parts.append(text)
+
+
+def _messages_text(messages: Any, parts: list[str]) -> None:
+    """Chat messages (dicts or SDK models): contents, text parts and tool-call arguments."""
+    if not isinstance(messages, (list, tuple)):
+        return  # an iterator the SDK already consumed: nothing left to measure
+    for m in messages:
+        if isinstance(m, Mapping):
+            content, tool_calls = m.get("content"), m.get("tool_calls")
+        else:
+            content, tool_calls = getattr(m, "content", None), getattr(m, "tool_calls", None)
+        _add_content(content, parts)
+        if tool_calls:
+            for tc in tool_calls:
+                fn = (
+                    tc.get("function") if isinstance(tc, Mapping) else getattr(tc, "function", None)
+                )
+                args = (
+                    fn.get("arguments")
+                    if isinstance(fn, Mapping)
+                    else getattr(fn, "arguments", None)
+                )
+                if isinstance(args, str):
+                    parts.append(args)
+
+
+def _responses_input_text(request: Mapping[str, Any], parts: list[str]) -> None:
+    instructions = request.get("instructions")
+    if isinstance(instructions, str):
+        parts.append(instructions)
+    value = request.get("input")
+    if isinstance(value, str):
+        parts.append(value)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if isinstance(item, Mapping):
+                content = item.get("content")
+                if content is None:
+                    content = item.get("output", item.get("arguments"))
+            else:
+                content = getattr(item, "content", None)
+            _add_content(content, parts)
+
+
+def _embedding_input_text(request: Mapping[str, Any], parts: list[str]) -> int:
+    """Text pieces of an embeddings input; returns the number of tokens given as token ids."""
+    value = request.get("input")
+    if isinstance(value, str):
+        parts.append(value)
+        return 0
+    if not isinstance(value, (list, tuple)):
+        return 0
+    ids = 0
+    for item in value:
+        if isinstance(item, str):
+            parts.append(item)
+        elif isinstance(item, int):
+            ids += 1
+        elif isinstance(item, (list, tuple)):
+            ids += len(item)
+    return ids
+
+
+def _prepare_request(call: Call) -> None:
+    """At finish: measure the request's text (and keep it when it will be used)."""
+    request = call.extra
+    if not request:
+        return
+    parts: list[str] = []
+    op = call.operation
+    ids = 0
+    if op == "chat":
+        _messages_text(request.get("messages"), parts)
+    elif op == "responses":
+        _responses_input_text(request, parts)
+    elif op == "embeddings":
+        ids = _embedding_input_text(request, parts)
+    elif op == "completion":
+        _add_content(request.get("prompt"), parts)
+    call.extra = None  # drop the reference to the request
+    n = 0
+    for p in parts:
+        n += len(p)
+    call.input_text_length = n if parts else None
+    if call.input_tokens is None and ids and not parts:
+        call.input_tokens = ids
+        return
+    if options.capture_prompts or (
+        call.input_tokens is None and n and core.tokenizer_available(call.model)
+    ):
+        call.prompt = "\n".join(parts)
+
+
+def _keep_request(call: Call, kwargs: dict[str, Any]) -> None:
+    call.extra = kwargs  # the request's own dict; measured only when the call finishes
+    call.prepare = _prepare_request
+
+
+# --------------------------------------------------------------------------- usage readers
+
+
+def _chat_usage(call: Call, u: Any) -> None:
+    """openai ``CompletionUsage`` (chat, legacy completions); mapping in docs/capture.md."""
+    call.input_tokens = u.prompt_tokens
+    call.output_tokens = u.completion_tokens
+    d = u.prompt_tokens_details
+    if d is not None:
+        call.cached_input_tokens = d.cached_tokens
+    d = u.completion_tokens_details
+    if d is not None:
+        call.reasoning_tokens = d.reasoning_tokens
+    if call.cached_input_tokens is None:
+        extra = u.__pydantic_extra__
+        if extra:
+            # DeepSeek reports its context cache as prompt_cache_hit_tokens.
+            hit = extra.get("prompt_cache_hit_tokens")
+            if isinstance(hit, int):
+                call.cached_input_tokens = hit
+
+
+def _chat_usage_mapping(call: Call, u: Mapping[str, Any]) -> None:
+    call.input_tokens = u.get("prompt_tokens")
+    call.output_tokens = u.get("completion_tokens")
+    d = u.get("prompt_tokens_details")
+    if isinstance(d, Mapping):
+        call.cached_input_tokens = d.get("cached_tokens")
+    elif isinstance(u.get("prompt_cache_hit_tokens"), int):
+        call.cached_input_tokens = u["prompt_cache_hit_tokens"]
+    d = u.get("completion_tokens_details")
+    if isinstance(d, Mapping):
+        call.reasoning_tokens = d.get("reasoning_tokens")
+
+
+def _responses_usage(call: Call, u: Any) -> None:
+    call.input_tokens = u.input_tokens
+    call.output_tokens = u.output_tokens
+    d = u.input_tokens_details
+    if d is not None:
+        call.cached_input_tokens = d.cached_tokens
+    d = u.output_tokens_details
+    if d is not None:
+        call.reasoning_tokens = d.reasoning_tokens
+
+
+def _responses_usage_mapping(call: Call, u: Mapping[str, Any]) -> None:
+    call.input_tokens = u.get("input_tokens")
+    call.output_tokens = u.get("output_tokens")
+    d = u.get("input_tokens_details")
+    if isinstance(d, Mapping):
+        call.cached_input_tokens = d.get("cached_tokens")
+    d = u.get("output_tokens_details")
+    if isinstance(d, Mapping):
+        call.reasoning_tokens = d.get("reasoning_tokens")
+
+
+# --------------------------------------------------------------------------- non-streamed results
+
+
+def _read_chat_completion(call: Call, r: Any) -> None:
+    usage = r.usage
+    if usage is not None:
+        _chat_usage(call, usage)
+    call.served_model = r.model
+    call.request_id = _request_id_of(r) or call.request_id
+    n = 0
+    texts: list[str] | None = [] if options.capture_prompts else None
+    for choice in r.choices or ():
+        message = choice.message
+        if message is None:
+            continue
+        content = message.content
+        if content:
+            n += len(content)
+            if texts is not None:
+                texts.append(content)
+        refusal = message.refusal
+        if refusal:
+            n += len(refusal)
+        tool_calls = message.tool_calls
+        if tool_calls:
+            for tc in tool_calls:
+                fn = getattr(tc, "function", None)
+                args = getattr(fn, "arguments", None)
+                if isinstance(args, str):
+                    n += len(args)
+    call.output_text_length = n
+    if texts:
+        call.completion = "".join(texts)
+
+
+def _read_legacy_completion(call: Call, r: Any) -> None:
+    usage = r.usage
+    if usage is not None:
+        _chat_usage(call, usage)
+    call.served_model = r.model
+    call.request_id = _request_id_of(r) or call.request_id
+    n = 0
+    texts: list[str] | None = [] if options.capture_prompts else None
+    for choice in r.choices or ():
+        text = choice.text
+        if text:
+            n += len(text)
+            if texts is not None:
+                texts.append(text)
+    call.output_text_length = n
+    if texts:
+        call.completion = "".join(texts)
+
+
+def _read_response(call: Call, r: Any) -> None:
+    usage = r.usage
+    if usage is not None:
+        _responses_usage(call, usage)
+    call.served_model = r.model
+    call.request_id = _request_id_of(r) or call.request_id
+    status = r.status
+    if status == "failed":
+        call.outcome = "error"
+        call.error_type = "openai.response.failed"
+    n = 0
+    texts: list[str] | None = [] if options.capture_prompts else None
+    for item in r.output or ():
+        kind = item.type
+        if kind == "message":
+            for part in item.content or ():
+                text = getattr(part, "text", None) or getattr(part, "refusal", None)
+                if isinstance(text, str):
+                    n += len(text)
+                    if texts is not None:
+                        texts.append(text)
+        elif kind == "function_call":
+            args = item.arguments
+            if isinstance(args, str):
+                n += len(args)
+    call.output_text_length = n
+    if texts:
+        call.completion = "".join(texts)
+
+
+def _read_embeddings(call: Call, r: Any) -> None:
+    usage = r.usage
+    if usage is not None:
+        call.input_tokens = usage.prompt_tokens
+    call.output_tokens = 0
+    call.served_model = r.model
+    call.request_id = _request_id_of(r) or call.request_id
+
+
+def _read_mapping(call: Call, data: Any) -> None:
+    """A response body as JSON (raw responses never parsed): the same figures as the readers."""
+    if not isinstance(data, Mapping):
+        return
+    model = data.get("model")
+    if isinstance(model, str):
+        call.served_model = model
+    usage = data.get("usage")
+    if not isinstance(usage, Mapping):
+        return
+    op = call.operation
+    if op == "responses":
+        _responses_usage_mapping(call, usage)
+    elif op == "embeddings":
+        call.input_tokens = usage.get("prompt_tokens")
+        call.output_tokens = 0
+    else:
+        _chat_usage_mapping(call, usage)
+
+
+_MODEL_READERS: dict[str, Callable[[Call, Any], None]] = {
+    "chat": _read_chat_completion,
+    "responses": _read_response,
+    "embeddings": _read_embeddings,
+    "completion": _read_legacy_completion,
+}
+
+
+# ----------------------------------------------------------------- stream observers (hot path)
+
+
+def _observe_chat(call: Call, chunk: Any) -> None:
+    """One ``ChatCompletionChunk``: a clock read and a few attribute reads.
+
+    The hot path of a stream (every chunk of every stream goes through here),
+    so ``Call.chunk`` is inlined and rare cases are only looked at on chunks
+    without content.
+    """
+    t = _perf()
+    has = False
+    choices = chunk.choices
+    if choices:
+        for choice in choices:
+            delta = choice.delta
+            if delta is None:
+                continue
+            content = delta.content
+            if content:
+                has = True
+                call.output_text_length += len(content)
+                parts = call.text_parts
+                if parts is not None:
+                    parts.append(content)
+            elif _observe_other_delta(call, delta):
+                has = True
+    usage = chunk.usage
+    if usage is not None:
+        _chat_usage(call, usage)
+    elif not has:
+        extra = chunk.__pydantic_extra__
+        if extra:
+            # Groq puts the usage of a stream in x_groq.usage on its last chunk.
+            x = extra.get("x_groq")
+            if isinstance(x, Mapping) and isinstance(x.get("usage"), Mapping):
+                _chat_usage_mapping(call, x["usage"])
+    # Call.chunk(has), inlined
+    call.chunks += 1
+    call.t_last_chunk = t
+    if has:
+        call.t_last = t
+        if call.t_first_token is None:
+            call.t_first_token = t
+    if call.t_first_chunk is None:
+        call.t_first_chunk = t
+        call.served_model = chunk.model
+
+
+def _observe_other_delta(call: Call, delta: Any) -> bool:
+    """A chat delta without text content: tool-call arguments, a refusal, reasoning."""
+    tool_calls = delta.tool_calls
+    if tool_calls:
+        for tc in tool_calls:
+            fn = tc.function
+            if fn is not None and fn.arguments:
+                call.text(fn.arguments)
+        return True
+    refusal = delta.refusal
+    if refusal:
+        call.text(refusal)
+        return True
+    extra = delta.__pydantic_extra__
+    if extra:
+        # OpenAI-compatible servers stream reasoning as reasoning_content
+        # (DeepSeek, vLLM) or reasoning (OpenRouter, Groq): output too.
+        reasoning = extra.get("reasoning_content") or extra.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            call.text(reasoning)
+            return True
+    return False
+
+
+def _observe_completion(call: Call, chunk: Any) -> None:
+    """One legacy ``Completion`` chunk (``completions.create(stream=True)``)."""
+    has = False
+    for choice in chunk.choices or ():
+        text = choice.text
+        if text:
+            has = True
+            call.text(text)
+    if call.served_model is None:
+        call.served_model = chunk.model
+    usage = chunk.usage
+    if usage is not None:
+        _chat_usage(call, usage)
+    call.chunk(has)
+
+
+# Responses stream events that carry generated output (text, arguments, reasoning).
+_RESPONSE_DELTAS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.refusal.delta",
+        "response.function_call_arguments.delta",
+        "response.custom_tool_call_input.delta",
+        "response.reasoning_text.delta",
+        "response.reasoning_summary_text.delta",
+        "response.audio.transcript.delta",
+        "response.code_interpreter_call_code.delta",
+        "response.mcp_call_arguments.delta",
+    }
+)
+_RESPONSE_FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+def _observe_response_event(call: Call, event: Any) -> None:
+    """One Responses stream event."""
+    kind = event.type
+    if kind in _RESPONSE_DELTAS:
+        delta = event.delta
+        if delta and isinstance(delta, str):
+            call.output_text_length += len(delta)
+            parts = call.text_parts
+            if parts is not None:
+                parts.append(delta)
+        call.chunk(True)
+        return
+    if kind in _RESPONSE_FINAL:
+        response = event.response
+        if response is not None:
+            usage = response.usage
+            if usage is not None:
+                _responses_usage(call, usage)
+            call.served_model = response.model or call.served_model
+        if kind == "response.failed":
+            call.outcome = "error"
+            call.error_type = "openai.response.failed"
+    elif kind == "response.audio.delta":
+        call.chunk(True)
+        return
+    elif kind == "response.created":
+        response = event.response
+        if response is not None and call.served_model is None:
+            call.served_model = response.model
+    elif kind == "error":
+        call.outcome = "error"
+        call.error_type = "openai.response.error"
+    call.chunk(False)
+
+
+_OBSERVERS: dict[str, Observer] = {
+    "chat": _observe_chat,
+    "responses": _observe_response_event,
+    "completion": _observe_completion,
+}
+
+
+# --------------------------------------------------------------------------- what came back
+
+_K_MODEL, _K_STREAM, _K_ASTREAM, _K_LEGACY, _K_RAW, _K_ARAW, _K_OTHER = range(7)
+_kinds: dict[type, int] = {}
+
+
+def _legacy_response_class() -> type | None:
+    try:
+        from openai._legacy_response import LegacyAPIResponse
+
+        return LegacyAPIResponse
+    except Exception:
+        return None
+
+
+_LEGACY_CLASS = _legacy_response_class()
+
+
+def _kind(cls: type) -> int:
+    kind = _kinds.get(cls)
+    if kind is None:
+        if issubclass(cls, openai.Stream):
+            kind = _K_STREAM
+        elif issubclass(cls, openai.AsyncStream):
+            kind = _K_ASTREAM
+        elif _LEGACY_CLASS is not None and issubclass(cls, _LEGACY_CLASS):
+            kind = _K_LEGACY
+        elif issubclass(cls, openai.AsyncAPIResponse):
+            kind = _K_ARAW
+        elif issubclass(cls, openai.APIResponse):
+            kind = _K_RAW
+        elif issubclass(cls, openai.BaseModel):
+            kind = _K_MODEL
+        else:
+            kind = _K_OTHER
+        _kinds[cls] = kind
+    return kind
+
+
+def _start_stream(call: Call, stream: Any, is_async: bool) -> None:
+    try:
+        response = stream.response
+        call.http_status = response.status_code
+        rid = response.headers.get(REQUEST_ID_HEADER)
+        if rid:
+            call.request_id = rid
+    except Exception as exc:
+        log_once("openai.stream.headers", exc)
+    observe = _OBSERVERS.get(call.operation, _observe_chat)
+    instrument_stream(stream, call, observe, is_async=is_async)
+
+
+def _complete(call: Call, result: Any) -> Any:
+    """What the SDK method returned: attach, instrument or wrap; returns ``result`` itself."""
+    kind = _kind(type(result))
+    if kind == _K_MODEL:
+        _MODEL_READERS[call.operation](call, result)
+        call.finish("ok", result)
+    elif kind == _K_STREAM:
+        _start_stream(call, result, False)
+    elif kind == _K_ASTREAM:
+        _start_stream(call, result, True)
+    elif kind == _K_LEGACY or kind == _K_RAW or kind == _K_ARAW:
+        _instrument_raw(call, result, kind)
+    else:
+        call.finish("ok", result)
+    return result
+
+
+# --------------------------------------------------------------------------- raw responses
+
+
+class _RawState:
+    """What a wrapped raw response knows: whether it became a stream, what watches it."""
+
+    __slots__ = ("call", "gc_watch", "http_response", "streamed_into")
+
+    def __init__(self, call: Call, http_response: Any) -> None:
+        self.call = call
+        self.http_response = http_response
+        self.gc_watch: weakref.finalize[Any, Any] | None = None
+        self.streamed_into = False
+
+
+def _after_parse(state: _RawState, parsed: Any) -> None:
+    call = state.call
+    kind = _kind(type(parsed))
+    if kind == _K_STREAM or kind == _K_ASTREAM:
+        state.streamed_into = True
+        if state.gc_watch is not None:
+            state.gc_watch.detach()  # the stream is watched from now on, not the raw response
+        if call.status == "pending":
+            observe = _OBSERVERS.get(call.operation, _observe_chat)
+            instrument_stream(parsed, call, observe, is_async=kind == _K_ASTREAM)
+        return
+    if call.status == "pending":
+        if kind == _K_MODEL:
+            _MODEL_READERS[call.operation](call, parsed)
+        elif isinstance(parsed, Mapping):
+            _read_mapping(call, parsed)
+    call.finish("ok", parsed)
+
+
+def _finish_raw_unparsed(state: _RawState, fully_read: bool | None = None) -> None:
+    """A raw response closed (or dropped) without ``parse()`` finishing it: use what was read."""
+    call = state.call
+    if call.status != "pending":
+        return
+    if state.streamed_into:
+        call.finish("abandoned")  # its stream had not ended
+        return
+    http_response = state.http_response
+    if fully_read is None:
+        fully_read = bool(
+            http_response.is_closed and getattr(http_response, "is_stream_consumed", False)
+        )
+    try:
+        body = http_response.content  # raises if the body was never read
+    except Exception:
+        body = None
+    if body is not None and not call.streamed:
+        try:
+            _read_mapping(call, json.loads(body))
+        except Exception as exc:  # not JSON (an error page, bytes): record without usage
+            log_once("openai.raw.body", exc)
+        call.finish("ok")
+        return
+    # Read as bytes/lines by the caller (or not at all): only the outcome is known.
+    call.finish("ok" if fully_read else "abandoned")
+
+
+def _instrument_raw(call: Call, raw: Any, kind: int) -> None:
+    """``with_raw_response`` / ``with_streaming_response``: headers now, figures at parse()."""
+    http_response = raw.http_response
+    call.http_status = http_response.status_code
+    rid = http_response.headers.get(REQUEST_ID_HEADER)
+    if rid:
+        call.request_id = rid
+    if call.t_headers is None:
+        call.t_headers = core._perf()
+    call.hold(raw)
+    state = _RawState(call, http_response)
+    ref = weakref.ref(raw)
+    cls: Any = type(raw)
+    eager = kind == _K_LEGACY and not call.streamed
+    if not eager:
+        # Dropped without parse()/close(): finish from whatever was read. (The
+        # finalizer holds the state, never ``raw`` itself.)
+        state.gc_watch = weakref.finalize(
+            raw, core.guarded, "openai.raw.gc", _finish_raw_unparsed, state
+        )
+        state.gc_watch.atexit = False
+
+    def was_fully_read() -> bool:
+        # httpx closes a response itself once its body has been read to the end.
+        return bool(http_response.is_closed and getattr(http_response, "is_stream_consumed", False))
+
+    if kind == _K_ARAW:
+
+        async def parse(*args: Any, **kwargs: Any) -> Any:
+            parsed = await cls.parse(ref(), *args, **kwargs)
+            core.guarded("openai.raw.parse", _after_parse, state, parsed)
+            return parsed
+
+        async def close() -> Any:
+            fully_read = was_fully_read()
+            try:
+                return await cls.close(ref())
+            finally:
+                core.guarded("openai.raw.close", _finish_raw_unparsed, state, fully_read)
+
+    else:
+
+        def parse(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+            parsed = cls.parse(ref(), *args, **kwargs)
+            core.guarded("openai.raw.parse", _after_parse, state, parsed)
+            return parsed
+
+        def close() -> Any:  # type: ignore[misc]
+            fully_read = was_fully_read()
+            try:
+                return cls.close(ref())
+            finally:
+                core.guarded("openai.raw.close", _finish_raw_unparsed, state, fully_read)
+
+    object.__setattr__(raw, "parse", parse)
+    if kind != _K_LEGACY:
+        object.__setattr__(raw, "close", close)
+
+    if eager:
+        # with_raw_response has read the whole body already: the call is over.
+        # Parse now (cached by the SDK, so the user's parse() returns this very
+        # object, carrying .otm); fall back to the JSON body if parsing fails
+        # (the user's own parse() then raises as it would have).
+        try:
+            raw.parse()
+        except Exception:
+            _finish_raw_unparsed(state, True)
+
+
+# --------------------------------------------------------------------------- .stream() helpers
+
+_helper_calls: contextvars.ContextVar[list[Call] | None] = contextvars.ContextVar(
+    "otm_openai_helper", default=None
+)
+"""Set while a helper manager's ``__enter__`` runs: the create() inside reports its Call here."""
+
+_helper_classes: dict[type, type] = {}
+_manager_classes: dict[type, type] = {}
+
+
+def _helper_class(base: Any, is_async: bool) -> type:
+    """Subclass of a ``.stream()`` helper hooking ``close()`` and the final getters."""
+    sub = _helper_classes.get(base)
+    if sub is not None:
+        return sub
+    ns: dict[str, Any] = {"__module__": base.__module__, "__qualname__": base.__qualname__}
+    getters = [
+        name for name in ("get_final_completion", "get_final_response") if hasattr(base, name)
+    ]
+
+    def _call_of(self: Any) -> Call | None:
+        return self.__dict__.get("_otm_call")
+
+    if is_async:
+
+        async def close(self: Any) -> Any:
+            try:
+                return await base.close(self)
+            finally:
+                call = _call_of(self)
+                if call is not None:
+                    call.finish("abandoned")
+
+        def make_getter(name: str) -> Any:
+            original = getattr(base, name)
+
+            async def getter(self: Any, *args: Any, **kwargs: Any) -> Any:
+                result = await original(self, *args, **kwargs)
+                call = _call_of(self)
+                if call is not None:
+                    core.guarded("openai.helper.final", call.hold, result)
+                return result
+
+            getter.__name__ = name
+            return getter
+
+    else:
+
+        def close(self: Any) -> Any:  # type: ignore[misc]
+            try:
+                return base.close(self)
+            finally:
+                call = _call_of(self)
+                if call is not None:
+                    call.finish("abandoned")
+
+        def make_getter(name: str) -> Any:
+            original = getattr(base, name)
+
+            def getter(self: Any, *args: Any, **kwargs: Any) -> Any:
+                result = original(self, *args, **kwargs)
+                call = _call_of(self)
+                if call is not None:
+                    core.guarded("openai.helper.final", call.hold, result)
+                return result
+
+            getter.__name__ = name
+            return getter
+
+    if hasattr(base, "close"):
+        ns["close"] = close
+    for name in getters:
+        ns[name] = make_getter(name)
+    sub = type(base.__name__, (base,), ns)
+    _helper_classes[base] = sub
+    return sub
+
+
+def _link_helper(manager: Any, helper: Any, calls: list[Call], is_async: bool) -> None:
+    call = calls[-1] if calls else stream_call(getattr(helper, "_raw_stream", None))
+    if call is None:
+        return
+    manager.__dict__["_otm_call"] = call
+    helper.__dict__["_otm_call"] = call
+    if "otm" not in helper.__dict__:
+        helper.__dict__["otm"] = None
+    helper.__class__ = _helper_class(type(helper), is_async)
+    call.hold(helper)
+
+
+def _manager_class(base: Any) -> type:
+    """Subclass of a ``.stream()`` manager whose ``__enter__`` links the helper to its Call."""
+    sub = _manager_classes.get(base)
+    if sub is not None:
+        return sub
+    ns: dict[str, Any] = {"__module__": base.__module__, "__qualname__": base.__qualname__}
+    if hasattr(base, "__aenter__"):
+
+        async def __aenter__(self: Any) -> Any:
+            calls: list[Call] = []
+            token = _helper_calls.set(calls)
+            try:
+                helper = await base.__aenter__(self)
+            finally:
+                _helper_calls.reset(token)
+            core.guarded("openai.helper.enter", _link_helper, self, helper, calls, True)
+            return helper
+
+        async def __aexit__(self: Any, *exc_info: Any) -> Any:
+            try:
+                return await base.__aexit__(self, *exc_info)
+            finally:
+                call = self.__dict__.get("_otm_call")
+                if call is not None:
+                    call.finish("abandoned")
+
+        ns["__aenter__"] = __aenter__
+        ns["__aexit__"] = __aexit__
+    else:
+
+        def __enter__(self: Any) -> Any:
+            calls: list[Call] = []
+            token = _helper_calls.set(calls)
+            try:
+                helper = base.__enter__(self)
+            finally:
+                _helper_calls.reset(token)
+            core.guarded("openai.helper.enter", _link_helper, self, helper, calls, False)
+            return helper
+
+        def __exit__(self: Any, *exc_info: Any) -> Any:
+            try:
+                return base.__exit__(self, *exc_info)
+            finally:
+                call = self.__dict__.get("_otm_call")
+                if call is not None:
+                    call.finish("abandoned")
+
+        ns["__enter__"] = __enter__
+        ns["__exit__"] = __exit__
+    sub = type(base.__name__, (base,), ns)
+    _manager_classes[base] = sub
+    return sub
+
+
+def _swap_manager(manager: Any) -> Any:
+    cls = type(manager)
+    if cls in _manager_classes.values():
+        return manager
+    manager.__class__ = _manager_class(cls)
+    return manager
+
+
+# --------------------------------------------------------------------------- begin (per method)
+
+
+def _begin_chat(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+    streamed = kwargs.get("stream") is True
+    model = kwargs.get("model")
+    call = _new_call(instance, "chat", model, streamed)
+    if streamed:
+        stream_options = kwargs.get("stream_options")
+        if _given(stream_options):
+            usage_expected = isinstance(stream_options, Mapping) and bool(
+                stream_options.get("include_usage")
+            )
+        elif options.request_usage:
+            kwargs["stream_options"] = {"include_usage": True}
+            usage_expected = True
+        else:
+            usage_expected = False
+        if options.capture_prompts or (not usage_expected and core.tokenizer_available(model)):
+            call.text_parts = []
+    _keep_request(call, kwargs)
+    return call
+
+
+def _begin_parse(operation: str) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], Call]:
+    def begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+        call = _new_call(instance, operation, kwargs.get("model"), False)
+        _keep_request(call, kwargs)
+        return call
+
+    return begin
+
+
+def _begin_responses(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+    streamed = kwargs.get("stream") is True
+    call = _new_call(instance, "responses", kwargs.get("model"), streamed)
+    if streamed and options.capture_prompts:
+        call.text_parts = []
+    _keep_request(call, kwargs)
+    return call
+
+
+def _begin_responses_retrieve(
+    instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Call | None:
+    if kwargs.get("stream") is not True:
+        return None  # a plain retrieve is no model call
+    call = _new_call(instance, "responses", None, True)
+    if options.capture_prompts:
+        call.text_parts = []
+    return call
+
+
+def _begin_embeddings(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+    call = _new_call(instance, "embeddings", kwargs.get("model"), False)
+    _keep_request(call, kwargs)
+    return call
+
+
+def _begin_completion(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+    streamed = kwargs.get("stream") is True
+    model = kwargs.get("model")
+    call = _new_call(instance, "completion", model, streamed)
+    if streamed:
+        stream_options = kwargs.get("stream_options")
+        if _given(stream_options):
+            usage_expected = isinstance(stream_options, Mapping) and bool(
+                stream_options.get("include_usage")
+            )
+        elif options.request_usage:
+            kwargs["stream_options"] = {"include_usage": True}
+            usage_expected = True
+        else:
+            usage_expected = False
+        if options.capture_prompts or (not usage_expected and core.tokenizer_available(model)):
+            call.text_parts = []
+    _keep_request(call, kwargs)
+    return call
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def _resource_classes() -> dict[str, tuple[type | None, type | None]]:
+    """(sync, async) resource classes from the package's public re-exports; None when missing."""
+    found: dict[str, tuple[type | None, type | None]] = {}
+
+    def load(key: str, module: str, sync_name: str, async_name: str) -> None:
+        try:
+            mod = __import__(module, fromlist=[sync_name, async_name])
+            found[key] = (getattr(mod, sync_name, None), getattr(mod, async_name, None))
+        except Exception as exc:
+            log_once(
+                f"openai: {module}",
+                exc,
+                message=f"otm: {module} not found; its calls are not captured",
+            )
+
+    load("chat", "openai.resources.chat", "Completions", "AsyncCompletions")
+    load("responses", "openai.resources.responses", "Responses", "AsyncResponses")
+    load("embeddings", "openai.resources", "Embeddings", "AsyncEmbeddings")
+    load("completion", "openai.resources", "Completions", "AsyncCompletions")
+    return found
+
+
+def targets() -> list[tuple[type, str, Callable[..., Any]]]:
+    """Every (class, method, wrapper) to patch; fresh wrapper functions on each call."""
+    # Load the provider table now (instrument time), not on a user's first call.
+    provider_for_host("api.openai.com")
+    classes = _resource_classes()
+    out: list[tuple[type, str, Callable[..., Any]]] = []
+
+    def add(cls: type | None, name: str, wrapper: Callable[..., Any]) -> None:
+        if cls is not None and name in cls.__dict__:
+            out.append((cls, name, wrapper))
+
+    def pair(key: str, name: str, begin: Any, where: str) -> None:
+        sync_cls, async_cls = classes.get(key, (None, None))
+        add(sync_cls, name, make_sync_wrapper(where, begin, _complete))
+        add(async_cls, name, make_async_wrapper(where, begin, _complete))
+
+    pair("chat", "create", _begin_chat, "openai.chat.create")
+    pair("chat", "parse", _begin_parse("chat"), "openai.chat.parse")
+    pair("responses", "create", _begin_responses, "openai.responses.create")
+    pair("responses", "parse", _begin_parse("responses"), "openai.responses.parse")
+    pair("responses", "retrieve", _begin_responses_retrieve, "openai.responses.retrieve")
+    pair("embeddings", "create", _begin_embeddings, "openai.embeddings.create")
+    pair("completion", "create", _begin_completion, "openai.completions.create")
+    # The .stream() helpers: sync methods (also on the async resources) that
+    # return a context manager; the request starts in its __enter__/__aenter__.
+    for key in ("chat", "responses"):
+        for cls in classes.get(key, (None, None)):
+            add(cls, "stream", make_passthrough_wrapper(f"openai.{key}.stream", _swap_manager))
+    return out
+
+
+__all__ = ["detect_provider", "owns", "provider_for_host", "settings_keys", "targets"]

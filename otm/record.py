@@ -112,6 +112,31 @@ class Record:
             rec._impact = Impact.model_validate(data["impact"])
         return rec
 
+    # Responses carrying ``.otm`` must stay picklable and deep-copyable (users
+    # cache them): drop the lock and the live collectors, keep the figures.
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "telemetry": self.telemetry,
+            "deployment": self.deployment,
+            "region": self.region,
+            "tags": self.tags,
+            "seq": self.seq,
+            "_impact": self._impact,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        self.scope = ()
+        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Record:
+        import copy
+
+        new = Record.__new__(Record)
+        new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return new
+
     def __repr__(self) -> str:
         t = self.telemetry
         imp = self._impact

@@ -146,7 +146,11 @@ def _print_rich(s: Any) -> None:
 
     from otm.report.units import fmt, fmt_int, fmt_range, fmt_seconds, sig
 
-    console = Console()
+    import shutil
+
+    # Not a terminal (CI logs, pipes): rich would fall back to 80 columns and
+    # cut model names; use the real width, at least 120.
+    console = Console(width=max(shutil.get_terminal_size((120, 24)).columns, 120))
     t = s.totals
     title = f"otm report: {s.name}" if s.name else "otm report"
     head = Table(title=title, show_header=False, box=None, pad_edge=False)
@@ -177,7 +181,9 @@ def _print_rich(s: Any) -> None:
             "Wh / 1k out",
             "carbon (g)",
         ):
-            models.add_column(col, justify="left" if col == "model" else "right")
+            models.add_column(
+                col, justify="left" if col == "model" else "right", no_wrap=col == "model"
+            )
         for m in s.by_model:
             models.add_row(
                 m.model,

@@ -42,6 +42,7 @@ from otm.capture.core import (
     make_async_wrapper,
     make_sync_wrapper,
     options,
+    provider_from_host,
     stream_call,
 )
 
@@ -49,7 +50,6 @@ PROVIDER = "anthropic"
 OPERATION = "chat"
 REQUEST_ID_HEADER = "request-id"
 
-_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"})
 
 
 # --------------------------------------------------------------------------- adapter protocol
@@ -66,14 +66,13 @@ def owns(client: Any) -> bool:
 
 
 def detect_provider(client: Any) -> str:
-    """``"local"`` for a base URL on this machine, else ``"anthropic"``."""
+    """``"local"`` for a base URL on this machine or a private network, else ``"anthropic"``."""
     try:
-        host = str(getattr(client.base_url, "host", "") or "").lower()
-        if host in _LOCAL_HOSTS:
-            return "local"
+        host = str(getattr(client.base_url, "host", "") or "")
     except Exception as exc:  # pragma: no cover - defensive
         log_once("anthropic.detect_provider", exc)
-    return PROVIDER
+        return PROVIDER
+    return provider_from_host(host, PROVIDER)
 
 
 def settings_keys(client: Any) -> list[object]:

@@ -477,6 +477,21 @@ def _make_telemetry(values: dict[str, Any]) -> Telemetry:
     return Telemetry.model_construct(**values)
 
 
+def provider_from_host(host: str | None, default: str) -> str:
+    """The provider behind an API host, from otm.data's table of known API hosts
+    (``"local"`` for this machine and private networks); ``default`` otherwise."""
+    if host:
+        try:
+            from otm.data import provider_for_host
+
+            found = provider_for_host(host.lower().rstrip("."))
+            if found:
+                return found
+        except Exception as exc:
+            log_once("capture.provider_from_host", exc)
+    return default
+
+
 def attach(obj: Any, record: Record) -> None:
     """Put ``record`` on ``obj`` as ``.otm`` without touching its fields or equality."""
     try:

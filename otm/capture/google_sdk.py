@@ -44,10 +44,10 @@ from otm.capture.core import (
     make_async_wrapper,
     make_sync_wrapper,
     options,
+    provider_from_host,
 )
 
 PROVIDER = "google"
-_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"})
 
 
 # --------------------------------------------------------------------------- adapter protocol
@@ -74,11 +74,12 @@ def detect_provider(client: Any) -> str:
     try:
         from urllib.parse import urlsplit
 
-        host = (urlsplit(_base_url(getattr(client, "_api_client", None))).hostname or "").lower()
-        if host in _LOCAL_HOSTS:
-            return "local"
+        host = urlsplit(_base_url(getattr(client, "_api_client", None))).hostname
     except Exception as exc:  # pragma: no cover - defensive
         log_once("google.detect_provider", exc)
+        return PROVIDER
+    if host and provider_from_host(host, PROVIDER) == "local":
+        return "local"
     return PROVIDER
 
 

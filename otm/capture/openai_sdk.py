@@ -33,7 +33,6 @@ opts in to asking for usage. Nothing here reads or keeps credentials.
 from __future__ import annotations
 
 import contextvars
-import ipaddress
 import json
 import weakref
 from collections.abc import Callable, Mapping
@@ -51,6 +50,7 @@ from otm.capture.core import (
     make_passthrough_wrapper,
     make_sync_wrapper,
     options,
+    provider_from_host,
     stream_call,
 )
 
@@ -62,71 +62,17 @@ Observer = Callable[[Call, Any], None]
 
 # --------------------------------------------------------------------------- provider detection
 
-# Suffix of the API host -> provider name. Used only when otm.data (the shared
-# reference data) cannot answer; kept small on purpose.
-_KNOWN_HOSTS: tuple[tuple[str, str], ...] = (
-    ("api.openai.com", "openai"),
-    ("openai.azure.com", "azure-openai"),
-    ("services.ai.azure.com", "azure-openai"),
-    ("api.groq.com", "groq"),
-    ("api.together.xyz", "together"),
-    ("api.together.ai", "together"),
-    ("api.fireworks.ai", "fireworks"),
-    ("api.deepseek.com", "deepseek"),
-    ("api.mistral.ai", "mistral"),
-    ("openrouter.ai", "openrouter"),
-    ("api.x.ai", "xai"),
-    ("api.cerebras.ai", "cerebras"),
-    ("api.perplexity.ai", "perplexity"),
-    ("generativelanguage.googleapis.com", "google"),
-    ("api.anthropic.com", "anthropic"),
-)
 UNKNOWN_HOST = "openai-compatible"
 """Provider name for an OpenAI-compatible endpoint whose host is not recognised."""
 
 _detected: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-_data_lookup: Any = None  # otm.data.provider_for_host, resolved on first use (False: not available)
-
-
-def _is_local_host(host: str) -> bool:
-    h = host.strip("[]").lower()
-    if h in ("localhost", "host.docker.internal") or h.endswith(
-        (".localhost", ".local", ".internal")
-    ):
-        return True
-    try:
-        ip = ipaddress.ip_address(h)
-    except ValueError:
-        return False
-    return ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified
 
 
 def provider_for_host(host: str | None) -> str:
-    """Provider name for an API host: otm.data's table first, then a small built-in one."""
-    global _data_lookup
+    """Provider name for an API host (``openai`` when there is no host at all)."""
     if not host:
         return PROVIDER
-    host = host.lower().rstrip(".")
-    if _data_lookup is None:
-        try:
-            from otm.data import provider_for_host as lookup
-
-            _data_lookup = lookup
-        except Exception:
-            _data_lookup = False
-    if _data_lookup:
-        try:
-            found = _data_lookup(host)
-            if isinstance(found, str) and found:
-                return found
-        except Exception as exc:
-            log_once("otm.data.provider_for_host", exc)
-    for suffix, name in _KNOWN_HOSTS:
-        if host == suffix or host.endswith("." + suffix):
-            return name
-    if _is_local_host(host):
-        return "local"
-    return UNKNOWN_HOST
+    return provider_from_host(host, UNKNOWN_HOST)
 
 
 def _detect(client: Any) -> str:

@@ -193,7 +193,10 @@ def scatter(
     if log_y and max(ys) <= 0:
         log_y = False
     left, right, top = 64, 16, 16
-    legend_h = 22 if len(series) > 1 else 0
+    legend = _legend_layout(series, left, width - right) if len(series) > 1 else []
+    lines = 1 + max((row for _, row, _ in legend), default=0) if legend else 0
+    height += max(lines - 1, 0) * LEGEND_LINE
+    legend_h = 22 + (lines - 1) * LEGEND_LINE if lines else 0
     bottom = height - 44 - legend_h
     parts, _ = _open(width, height, title, desc)
 
@@ -255,20 +258,36 @@ def scatter(
             paint = f'fill="{colour}"'
         parts.append(f'<circle cx="{_num(X(x))}" cy="{_num(Y(y))}" r="3" {paint}/>')
     parts.append("</g>")
-    if len(series) > 1:
-        parts.append(_legend(series, left, height - 14))
+    if legend:
+        parts.append(_legend(legend, height - 14 - (lines - 1) * LEGEND_LINE))
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _legend(names: Sequence[str], x0: float, y: float) -> str:
+LEGEND_LINE = 18
+"""Height of one line of a wrapped legend."""
+
+
+def _legend_layout(names: Sequence[str], x0: float, x_max: float) -> list[tuple[float, int, str]]:
+    """(x, line, name) for each series, wrapping onto new lines at the chart's right edge."""
+    out: list[tuple[float, int, str]] = []
+    x, row = x0, 0
+    for name in names:
+        w = 24 + 7 * len(name)
+        if x > x0 and x + w > x_max:
+            x, row = x0, row + 1
+        out.append((x, row, name))
+        x += w
+    return out
+
+
+def _legend(layout: Sequence[tuple[float, int, str]], y0: float) -> str:
     out = ['<g class="legend">']
-    x = x0
-    for i, name in enumerate(names):
+    for i, (x, row, name) in enumerate(layout):
         colour = PALETTE[i % len(PALETTE)]
+        y = y0 + row * LEGEND_LINE
         out.append(f'<rect x="{_num(x)}" y="{y - 9}" width="10" height="10" fill="{colour}"/>')
         out.append(f'<text x="{_num(x + 14)}" y="{y}">{escape(name)}</text>')
-        x += 24 + 7 * len(name)
     out.append("</g>")
     return "".join(out)
 

@@ -882,3 +882,19 @@ def test_raw_response_of_parse(client: openai.OpenAI, records: list[Any]) -> Non
     parsed = raw.parse()
     assert isinstance(parsed.choices[0].message.parsed, Answer)
     assert parsed.otm is one(records) and raw.otm is records[0]
+
+
+def test_raw_response_parse_chained_in_one_expression(
+    client: openai.OpenAI, records: list[Any]
+) -> None:
+    # The raw response is dropped as soon as `.parse` is looked up: otm must not
+    # depend on it staying alive.
+    r = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES).parse()
+    assert r.otm is records[-1]
+    assert r.otm.telemetry.output_tokens > 0
+    stream = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    ).parse()
+    for _ in stream:
+        pass
+    assert stream.otm is records[-1] and stream.otm.telemetry.streamed

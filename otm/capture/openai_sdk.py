@@ -716,9 +716,7 @@ def _finish_raw_unparsed(state: _RawState, fully_read: bool | None = None) -> No
         return
     http_response = state.http_response
     if fully_read is None:
-        fully_read = bool(
-            http_response.is_closed and getattr(http_response, "is_stream_consumed", False)
-        )
+        fully_read = _fully_read(http_response)
     try:
         body = http_response.content  # raises if the body was never read
     except Exception:
@@ -745,8 +743,6 @@ def _instrument_raw(call: Call, raw: Any, kind: int) -> None:
         call.t_headers = core._perf()
     call.hold(raw)
     state = _RawState(call, http_response)
-    ref = weakref.ref(raw)
-    cls: Any = type(raw)
     eager = kind == _K_LEGACY and not call.streamed
     if not eager:
         # Dropped without parse()/close(): finish from whatever was read. (The
@@ -755,42 +751,11 @@ def _instrument_raw(call: Call, raw: Any, kind: int) -> None:
             raw, core.guarded, "openai.raw.gc", _finish_raw_unparsed, state
         )
         state.gc_watch.atexit = False
-
-    def was_fully_read() -> bool:
-        # httpx closes a response itself once its body has been read to the end.
-        return bool(http_response.is_closed and getattr(http_response, "is_stream_consumed", False))
-
-    if kind == _K_ARAW:
-
-        async def parse(*args: Any, **kwargs: Any) -> Any:
-            parsed = await cls.parse(ref(), *args, **kwargs)
-            core.guarded("openai.raw.parse", _after_parse, state, parsed)
-            return parsed
-
-        async def close() -> Any:
-            fully_read = was_fully_read()
-            try:
-                return await cls.close(ref())
-            finally:
-                core.guarded("openai.raw.close", _finish_raw_unparsed, state, fully_read)
-
-    else:
-
-        def parse(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
-            parsed = cls.parse(ref(), *args, **kwargs)
-            core.guarded("openai.raw.parse", _after_parse, state, parsed)
-            return parsed
-
-        def close() -> Any:  # type: ignore[misc]
-            fully_read = was_fully_read()
-            try:
-                return cls.close(ref())
-            finally:
-                core.guarded("openai.raw.close", _finish_raw_unparsed, state, fully_read)
-
-    object.__setattr__(raw, "parse", parse)
-    if kind != _K_LEGACY:
-        object.__setattr__(raw, "close", close)
+    # Same object, class swapped for one whose parse()/close() report to the
+    # call: nothing else has to keep ``raw`` alive (``...create(...).parse()``
+    # in one expression drops it before parse runs).
+    raw.__dict__["_otm_raw"] = state
+    raw.__class__ = _raw_class(type(raw), kind == _K_ARAW, kind != _K_LEGACY)
 
     if eager:
         # with_raw_response has read the whole body already: the call is over.
@@ -801,6 +766,62 @@ def _instrument_raw(call: Call, raw: Any, kind: int) -> None:
             raw.parse()
         except Exception:
             _finish_raw_unparsed(state, True)
+
+
+_raw_classes: dict[tuple[type, bool, bool], type] = {}
+
+
+def _fully_read(http_response: Any) -> bool:
+    # httpx closes a response itself once its body has been read to the end.
+    return bool(http_response.is_closed and getattr(http_response, "is_stream_consumed", False))
+
+
+def _raw_class(base: Any, is_async: bool, with_close: bool) -> type:
+    """Subclass of a raw response whose ``parse()`` (and ``close()``) finish the call."""
+    key = (base, is_async, with_close)
+    sub = _raw_classes.get(key)
+    if sub is not None:
+        return sub
+    ns: dict[str, Any] = {"__module__": base.__module__, "__qualname__": base.__qualname__}
+    if is_async:
+
+        async def aparse(self: Any, *args: Any, **kwargs: Any) -> Any:
+            parsed = await base.parse(self, *args, **kwargs)
+            core.guarded("openai.raw.parse", _after_parse, self.__dict__["_otm_raw"], parsed)
+            return parsed
+
+        async def aclose(self: Any) -> Any:
+            state = self.__dict__["_otm_raw"]
+            fully_read = _fully_read(state.http_response)
+            try:
+                return await base.close(self)
+            finally:
+                core.guarded("openai.raw.close", _finish_raw_unparsed, state, fully_read)
+
+        ns["parse"] = aparse
+        if with_close:
+            ns["close"] = aclose
+    else:
+
+        def parse(self: Any, *args: Any, **kwargs: Any) -> Any:
+            parsed = base.parse(self, *args, **kwargs)
+            core.guarded("openai.raw.parse", _after_parse, self.__dict__["_otm_raw"], parsed)
+            return parsed
+
+        def close(self: Any) -> Any:
+            state = self.__dict__["_otm_raw"]
+            fully_read = _fully_read(state.http_response)
+            try:
+                return base.close(self)
+            finally:
+                core.guarded("openai.raw.close", _finish_raw_unparsed, state, fully_read)
+
+        ns["parse"] = parse
+        if with_close:
+            ns["close"] = close
+    sub = type(base.__name__, (base,), ns)
+    _raw_classes[key] = sub
+    return sub
 
 
 # --------------------------------------------------------------------------- .stream() helpers

@@ -970,3 +970,18 @@ def test_client_level_raw_response(client: Any, records: list[Any]) -> None:
     raw = client.with_raw_response.messages.create(**_kw())
     m = raw.parse()
     assert m.otm is raw.otm is _only(records)
+
+
+def test_an_iterator_of_messages_is_sent_whole(server: Any, records: list[Any]) -> None:
+    """The SDK accepts any iterable of messages; otm must not consume it first."""
+    otm.instrument(["anthropic"])
+    try:
+        c = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="test", max_retries=0)
+        r = c.messages.create(
+            model="claude-haiku-4-5", max_tokens=10,
+            messages=iter([{"role": "user", "content": "hello there"}]),
+        )
+    finally:
+        otm.uninstrument()
+    assert server.requests[-1].body["messages"] == [{"role": "user", "content": "hello there"}]
+    assert r.otm is records[-1]

@@ -143,10 +143,10 @@ def _content_text(content: Any) -> str:
         return ""
     if isinstance(content, str):
         return content
-    try:
+    if isinstance(content, (list, tuple)):
+        # Only sequences: walking a one-shot iterator would empty the request.
         return "".join(_block_text(b) for b in content)
-    except TypeError:
-        return ""
+    return ""
 
 
 def _prompt_text(kwargs: dict[str, Any]) -> str:
@@ -155,7 +155,7 @@ def _prompt_text(kwargs: dict[str, Any]) -> str:
     if system is not None and not _is_omitted(system):
         parts.append(_content_text(system))
     messages = kwargs.get("messages")
-    if messages is not None and not _is_omitted(messages):
+    if isinstance(messages, (list, tuple)):  # never consume a user's iterator
         for m in messages:
             content = m.get("content") if isinstance(m, dict) else getattr(m, "content", None)
             parts.append(_content_text(content))
@@ -170,15 +170,23 @@ def _is_omitted(value: Any) -> bool:
 def _new_call(resource: Any, kwargs: dict[str, Any], *, streamed: bool) -> Call:
     model = kwargs.get("model")
     call = Call(PROVIDER, OPERATION, model if isinstance(model, str) else None, _settings_for(resource), streamed=streamed)
-    try:
-        prompt = _prompt_text(kwargs)
-        call.input_text_length = len(prompt)
-        if options.capture_prompts:
-            call.prompt = prompt
-            call.text_parts = []
-    except Exception as exc:
-        log_once("anthropic.prompt", exc)
+    if options.capture_prompts:
+        call.text_parts = []
+    # The prompt is measured when the call finishes, off the call's own path
+    # (and not at all twice when usage arrives, as it nearly always does).
+    call.extra = {"request": kwargs}
+    call.prepare = _prepare_prompt
     return call
+
+
+def _prepare_prompt(call: Call) -> None:
+    kwargs = call.extra.pop("request", None) if call.extra else None
+    if not kwargs:
+        return
+    prompt = _prompt_text(kwargs)
+    call.input_text_length = len(prompt)
+    if options.capture_prompts:
+        call.prompt = prompt
 
 
 def _begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:

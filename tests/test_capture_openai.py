@@ -898,3 +898,20 @@ def test_raw_response_parse_chained_in_one_expression(
     for _ in stream:
         pass
     assert stream.otm is records[-1] and stream.otm.telemetry.streamed
+
+
+def test_wrap_settings_follow_with_options_copies(server: Any, records: list[Any]) -> None:
+    otm.instrument(["openai"])
+    try:
+        c = otm.wrap(
+            openai.OpenAI(base_url=server.openai_base_url, api_key="test", max_retries=0),
+            region="FRA", tags={"team": "a"}, provider="local",
+        )
+        r = c.with_options(timeout=30).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        other = openai.OpenAI(base_url=server.openai_base_url, api_key="test", max_retries=0)
+        r2 = other.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    finally:
+        otm.uninstrument()
+    assert r.otm.region == "FRA" and r.otm.tags.get("team") == "a"
+    assert r.otm.telemetry.provider == "local"
+    assert r2.otm.region != "FRA" and "team" not in r2.otm.tags

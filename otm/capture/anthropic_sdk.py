@@ -114,11 +114,7 @@ def targets() -> list[tuple[type, str, Callable[..., Any]]]:
 
 
 def _settings_for(resource: Any) -> Any:
-    client = getattr(resource, "_client", None)
-    found = get_client_settings(client)
-    if found is None and client is not None:
-        found = get_client_settings(getattr(client, "_client", None))
-    return found
+    return get_client_settings(getattr(resource, "_client", None))
 
 
 def _block_text(block: Any) -> str:

@@ -86,15 +86,26 @@ def set_client_settings(client: Any, settings: ClientSettings) -> None:
         _client_settings_by_id[id(client)] = settings
 
 
-def get_client_settings(client: Any) -> ClientSettings | None:
-    if client is None:
-        return None
+def _lookup_settings(key: Any) -> ClientSettings | None:
     try:
-        found = _client_settings.get(client)
+        found = _client_settings.get(key)
     except TypeError:
         found = None
     if found is None and _client_settings_by_id:
-        found = _client_settings_by_id.get(id(client))
+        found = _client_settings_by_id.get(id(key))
+    return found
+
+
+def get_client_settings(client: Any) -> ClientSettings | None:
+    """The settings ``wrap()`` fixed for ``client``, or for the HTTP client it shares
+    with its ``with_options()``/``copy()`` copies (openai, anthropic: ``_client``)."""
+    if client is None:
+        return None
+    found = _lookup_settings(client)
+    if found is None:
+        http = getattr(client, "_client", None)
+        if http is not None:
+            found = _lookup_settings(http)
     return found
 
 

@@ -111,8 +111,12 @@ def owns(client: Any) -> bool:
 
 
 def settings_keys(client: Any) -> list[object]:
-    # Resource methods find their client as ``instance._client``.
-    return [client]
+    """The client, and its HTTP client (shared by ``with_options()``/``copy()`` copies)."""
+    keys: list[object] = [client]
+    http = getattr(client, "_client", None)
+    if http is not None:
+        keys.append(http)
+    return keys
 
 
 # --------------------------------------------------------------------------- small helpers

@@ -330,3 +330,28 @@ def test_log_survives_sigkill(tmp_path: Path) -> None:
     assert reader.truncated and reader.skipped == 0
     # (``tail`` is non-empty when the kill itself cut the last line; the reader skipped it above.)
     assert len(tail) < max(len(line) for line in complete) + 1
+
+
+def test_late_write_reentered_on_the_same_thread_does_not_deadlock(tmp_path) -> None:
+    """A record written after close may trigger (through a GC pass inside the
+    estimator) another late record on the same thread: both are written."""
+    import threading
+
+    from otm.report.sink import JsonlSink
+
+    sinks = []
+
+    def line_for(rec):
+        if rec == "first":
+            sinks[0].put("second")  # what a finaliser run by the GC would do
+        return {"r": rec}
+
+    sink = JsonlSink(tmp_path / "late.jsonl", line_for)
+    sinks.append(sink)
+    sink.close()
+    t = threading.Thread(target=sink.put, args=("first",))
+    t.start()
+    t.join(5)
+    assert not t.is_alive(), "deadlock"
+    lines = (tmp_path / "late.jsonl").read_text().splitlines()
+    assert sorted(lines) == ['{"r":"first"}', '{"r":"second"}']

@@ -67,6 +67,7 @@ class JsonlSink:
         self._fd: int | None = open_private(self.path)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._late_lock = threading.RLock()  # late inline writes, one line at a time
         self._closed = False
         self.written = 0
         self.failed = 0
@@ -85,18 +86,23 @@ class JsonlSink:
             if not self._closed:
                 self._queue.put(record)
                 return
-            # A stream finalised after the experiment ended: rare, write it inline.
-            try:
+        # A stream finalised after the experiment ended: rare, write it inline.
+        # Estimating it allocates, so a garbage-collector pass may finalise
+        # another abandoned stream and re-enter put() on this very thread:
+        # nothing here may hold a non-reentrant lock.
+        try:
+            line = encode_line(self._line_for(record))
+            with self._late_lock:
                 fd = open_private(self.path)
                 try:
-                    _write_all(fd, encode_line(self._line_for(record)))
+                    _write_all(fd, line)
                     os.fsync(fd)
                 finally:
                     os.close(fd)
                 self.written += 1
-            except Exception as exc:
-                self.failed += 1
-                log_once("report.sink late write", exc)
+        except Exception as exc:
+            self.failed += 1
+            log_once("report.sink late write", exc)
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait until every record queued so far is written; False on timeout."""

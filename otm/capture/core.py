@@ -441,11 +441,15 @@ class Call:
         region = (
             settings.region if settings is not None and settings.region else options.default_region
         )
-        default_tags = options.default_tags
+        # Precedence: configured defaults < the runs the call was made in
+        # (outer to inner; a collector offering ``record_tags``) < the client's.
+        tags = options.default_tags
+        for collector in self.scope:
+            run_tags = getattr(collector, "record_tags", None)
+            if run_tags:
+                tags = {**tags, **run_tags}
         if settings is not None and settings.tags:
-            tags = {**default_tags, **settings.tags} if default_tags else settings.tags
-        else:
-            tags = default_tags
+            tags = {**tags, **settings.tags}
         return Record(
             telemetry,
             deployment=None if settings is None else settings.deployment,

@@ -52,6 +52,12 @@ class Run:
         # Experiments active where the run started learn about it when it ends.
         self._parents = tuple(c for c in current_scope() if hasattr(c, "_add_run"))
 
+    @property
+    def record_tags(self) -> dict[str, str]:
+        """Tags that capture puts on each record made in this run (over the
+        configured defaults, under the client's own tags)."""
+        return self.tags
+
     def collect(self, record: Record) -> None:
         with self._lock:
             self._records.append(record)

@@ -355,3 +355,37 @@ def test_late_write_reentered_on_the_same_thread_does_not_deadlock(tmp_path) -> 
     assert not t.is_alive(), "deadlock"
     lines = (tmp_path / "late.jsonl").read_text().splitlines()
     assert sorted(lines) == ['{"r":"first"}', '{"r":"second"}']
+
+
+def test_experiment_decorator_on_generators(tmp_path) -> None:
+    import asyncio
+
+    from test_report_support import emit_call
+
+    import otm
+
+    exp_deco = otm.experiment("gen", output_dir=tmp_path, reports=())
+
+    @exp_deco
+    def answers(n):
+        for i in range(n):
+            yield emit_call(i)
+
+    outside = []
+    for rec in answers(3):
+        outside.append(emit_call(100))  # the consumer's calls are not the generator's
+    assert exp_deco.latest is not None and exp_deco.latest.requests == 3
+    assert len(exp_deco.latest.records) == 3
+
+    agen_deco = otm.experiment("agen", output_dir=tmp_path, reports=())
+
+    @agen_deco
+    async def aanswers(n):
+        for i in range(n):
+            yield emit_call(i)
+
+    async def consume():
+        return [r async for r in aanswers(2)]
+
+    asyncio.run(consume())
+    assert agen_deco.latest is not None and agen_deco.latest.requests == 2

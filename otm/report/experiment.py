@@ -289,8 +289,23 @@ class Experiment:
             keep_records=self.keep_records,
         )
 
+    def _start_fresh(self) -> Experiment:
+        exp = self._fresh()
+        exp._open()
+        self.latest = exp
+        return exp
+
     def __call__(self, fn: F) -> F:
-        """Use as a decorator: each call of ``fn`` runs in a fresh experiment with these settings."""
+        """Use as a decorator: each call of ``fn`` runs in a fresh experiment with these settings.
+
+        Generator functions get theirs from the first item to the last, the
+        experiment in scope only while the generator's body runs.
+        """
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            from otm.report.track import _wrap_async_generator, _wrap_generator
+
+            wrap = _wrap_async_generator if inspect.isasyncgenfunction(fn) else _wrap_generator
+            return wrap(fn, self._start_fresh, lambda exp, _error: exp._close())  # type: ignore[return-value]
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)

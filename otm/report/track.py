@@ -161,11 +161,11 @@ def _decorate(fn: F, name: str | None, tags: Mapping[str, str] | None) -> F:
         return Run(run_name, frozen_tags)
 
     if inspect.isasyncgenfunction(fn):
-        return _wrap_async_generator(fn, new_run)  # type: ignore[return-value]
+        return _wrap_async_generator(fn, new_run, _finish_run)  # type: ignore[return-value]
     if inspect.iscoroutinefunction(fn):
         return _wrap_async(fn, new_run)  # type: ignore[return-value]
     if inspect.isgeneratorfunction(fn):
-        return _wrap_generator(fn, new_run)  # type: ignore[return-value]
+        return _wrap_generator(fn, new_run, _finish_run)  # type: ignore[return-value]
     return _wrap_sync(fn, new_run)  # type: ignore[return-value]
 
 
@@ -205,9 +205,18 @@ def _wrap_async(fn: Callable[..., Any], new_run: Callable[[], Run]) -> Callable[
     return wrapper
 
 
+def _finish_run(run: Any, error: BaseException | None) -> None:
+    run._finish(error)
+
+
 def _wrap_generator(
-    fn: Callable[..., Generator[Any, Any, Any]], new_run: Callable[[], Run]
+    fn: Callable[..., Generator[Any, Any, Any]],
+    new_run: Callable[[], Any],
+    finish: Callable[[Any, BaseException | None], None],
 ) -> Callable[..., Any]:
+    """A generator function whose body runs inside a collector (a run, an experiment)
+    created on the first resume and finished when the generator ends. The
+    collector is in scope only while the body runs, never while the consumer does."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
         run = new_run()
@@ -243,14 +252,17 @@ def _wrap_generator(
             error = exc
             raise
         finally:
-            run._finish(error)
+            finish(run, error)
 
     return wrapper
 
 
 def _wrap_async_generator(
-    fn: Callable[..., AsyncGenerator[Any, Any]], new_run: Callable[[], Run]
+    fn: Callable[..., AsyncGenerator[Any, Any]],
+    new_run: Callable[[], Any],
+    finish: Callable[[Any, BaseException | None], None],
 ) -> Callable[..., Any]:
+    """The async-generator twin of :func:`_wrap_generator`."""
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
         run = new_run()
@@ -286,6 +298,6 @@ def _wrap_async_generator(
             error = exc
             raise
         finally:
-            run._finish(error)
+            finish(run, error)
 
     return wrapper

@@ -493,6 +493,12 @@ def _apply(s: Settings, *, only_explicit: bool) -> None:
     """
     from otm.capture import core
 
+    if s.disabled:
+        # The kill switch is what an operator reaches for when otm's own
+        # configuration is broken: honour it before checking anything else.
+        core.options.enabled = False
+        core.registry.uninstall(None)
+        return
     _load_data_file(s)
     _check_region(s)
 

@@ -100,6 +100,20 @@ def test_kill_switch_holds_even_when_other_settings_are_invalid(
     assert otm.settings().disabled is True
 
 
+def test_kill_switch_holds_with_a_region_or_data_file_that_fail_later_checks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Values that parse but fail when applied (unknown region, broken data file).
+    monkeypatch.setenv("OTM_DISABLED", "1")
+    monkeypatch.setenv("OTM_REGION", "NOWHERE")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[models]]\nid = 'x'\ntotal_params_b = 'lots'\n")
+    monkeypatch.setenv("OTM_DATA_FILE", str(bad))
+    assert otm.instrument() == []
+    assert core.registry.installed() == set()
+    assert core.options.enabled is False
+
+
 def test_invalid_env_without_kill_switch_fails_at_instrument(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -96,3 +96,21 @@ def test_whatif_from_a_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "Same 5 requests" in text and "Norway" in text and "India" in text
     assert re.search(r"varies 1 : \d+", text)
     assert "rank 2 of 4" in text  # Germany sits between Norway and India
+
+
+def test_whatif_own_figures_keep_each_records_deployment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from otm.deployment import Deployment
+    from otm.estimate import estimate
+    from otm.record import Record
+    from otm.telemetry import Telemetry
+
+    dep = Deployment(accelerator="A100 80GB", count=1, region="FRA", provider="local")
+    tel = Telemetry(provider="local", model="meta-llama/Llama-3.1-8B-Instruct", start_time=1.0e9,
+                    first_token_time=1.0e9 + 0.1, last_token_time=1.0e9 + 2.1, input_tokens=50,
+                    output_tokens=200, streamed=True)
+    log = tmp_path / "local.jsonl"
+    log.write_text(json.dumps(Record(tel, deployment=dep).to_dict()) + "\n")
+    assert main(["whatif", str(log), "--json", "--regions", "FRA"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    expected = estimate(tel, deployment=dep).energy_wh.value
+    assert data["own"]["energy_wh"] == pytest.approx(expected, rel=1e-6)

@@ -76,23 +76,23 @@ def _telemetry_from_args(args: argparse.Namespace) -> list[Any]:
     ]
 
 
-def _load(args: argparse.Namespace) -> tuple[list[Any], list[str | None]]:
-    """Telemetry and each call's own region."""
+def _load(args: argparse.Namespace) -> tuple[list[Any], list[tuple[str | None, Any]]]:
+    """Telemetry and each call's own (region, deployment), as it was made."""
     if not args.log:
-        return _telemetry_from_args(args), [args.region]
+        return _telemetry_from_args(args), [(args.region, None)]
     from otm.report.reader import read_log
 
     tels: list[Any] = []
-    regions: list[str | None] = []
+    own: list[tuple[str | None, Any]] = []
     for i, rec in enumerate(read_log(args.log)):
         if args.limit is not None and i >= args.limit:
             break
         tels.append(rec.telemetry)
         dep_region = getattr(rec.deployment, "region", None) if rec.deployment is not None else None
-        regions.append(args.region or rec.region or dep_region)
+        own.append((args.region or rec.region or dep_region, rec.deployment))
     if not tels:
         raise SystemExit(f"otm whatif: no readable records in {args.log}")
-    return tels, regions
+    return tels, own
 
 
 def _split(value: str | None, default: Sequence[str]) -> list[str]:
@@ -102,7 +102,10 @@ def _split(value: str | None, default: Sequence[str]) -> list[str]:
 
 
 def compute(
-    tels: list[Any], own_regions: list[str | None], regions: Sequence[str], accelerators: Sequence[str]
+    tels: list[Any],
+    own_settings: list[tuple[str | None, Any]],
+    regions: Sequence[str],
+    accelerators: Sequence[str],
 ) -> dict[str, Any]:
     """Totals of the workload per region and per accelerator, and the user's own total."""
     from otm.data import find_accelerator, find_region
@@ -119,13 +122,13 @@ def compute(
             "water_ml": t.water_ml.value,
         }
 
-    # The user's own figures: each call in its own region (grouped by region).
+    # The user's own figures: each call with its own region and deployment.
     own = {"energy_wh": 0.0, "carbon_g": 0.0, "carbon_g_low": 0.0, "carbon_g_high": 0.0, "water_ml": 0.0}
-    by_region: dict[str | None, list[Any]] = {}
-    for t, r in zip(tels, own_regions):
-        by_region.setdefault(r, []).append(t)
-    for r, group in by_region.items():
-        part = estimate_many(group, region=r, learn_floor=False).totals()
+    groups: dict[tuple[str | None, Any], list[Any]] = {}
+    for t, key in zip(tels, own_settings):
+        groups.setdefault(key, []).append(t)
+    for (r, dep), group in groups.items():
+        part = estimate_many(group, region=r, deployment=dep, learn_floor=False).totals()
         own["energy_wh"] += part.energy_wh.value
         own["carbon_g"] += part.carbon_g.value
         own["carbon_g_low"] += part.carbon_g.low
@@ -143,7 +146,7 @@ def compute(
     region_rows.sort(key=lambda r: r["carbon_g"])
 
     hw_rows = []
-    fixed_region = next((r for r in own_regions if r), None)
+    fixed_region = next((r for r, _ in own_settings if r), None)
     for name in accelerators:
         spec = find_accelerator(name)
         if spec is None:
@@ -168,8 +171,8 @@ def compute(
 def run(args: argparse.Namespace) -> int:
     from otm.cli._table import print_table
 
-    tels, own_regions = _load(args)
-    result = compute(tels, own_regions, _split(args.regions, DEFAULT_REGIONS), _split(args.accelerators, DEFAULT_ACCELERATORS))
+    tels, own = _load(args)
+    result = compute(tels, own, _split(args.regions, DEFAULT_REGIONS), _split(args.accelerators, DEFAULT_ACCELERATORS))
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -34,9 +34,34 @@ _listeners: tuple[Listener, ...] = ()
 _listeners_lock = threading.Lock()
 
 
+_open_experiments: list[Collector] = []
+_fallback: tuple[Collector, ...] = ()
+"""The scope of calls made where no context scope reaches: a plain
+``threading.Thread`` or a thread pool does not copy contextvars. It is the one
+open experiment, if exactly one is open; with several, such calls are not
+attributed (they could belong to any of them)."""
+_open_lock = threading.Lock()
+
+
 def current_scope() -> tuple[Collector, ...]:
     """The collectors active in this context, outermost first."""
-    return _scope.get()
+    return _scope.get() or _fallback
+
+
+def open_experiment(collector: Collector) -> None:
+    """Register an open experiment: it receives calls from threads without its context."""
+    global _fallback
+    with _open_lock:
+        _open_experiments.append(collector)
+        _fallback = (_open_experiments[0],) if len(_open_experiments) == 1 else ()
+
+
+def close_experiment(collector: Collector) -> None:
+    global _fallback
+    with _open_lock:
+        if collector in _open_experiments:
+            _open_experiments.remove(collector)
+        _fallback = (_open_experiments[0],) if len(_open_experiments) == 1 else ()
 
 
 def push_scope(collector: Collector) -> contextvars.Token[tuple[Collector, ...]]:
@@ -47,8 +72,9 @@ def push_scope(collector: Collector) -> contextvars.Token[tuple[Collector, ...]]
 def pop_scope(token: contextvars.Token[tuple[Collector, ...]]) -> None:
     try:
         _scope.reset(token)
-    except ValueError:
-        # Reset from another context (a generator finished elsewhere): remove by identity.
+    except (ValueError, RuntimeError):
+        # Reset from another context (a generator finished elsewhere) or twice:
+        # that context's scope ends with it.
         pass
 
 

@@ -389,3 +389,39 @@ def test_experiment_decorator_on_generators(tmp_path) -> None:
 
     asyncio.run(consume())
     assert agen_deco.latest is not None and agen_deco.latest.requests == 2
+
+
+def test_plain_threads_and_pools_reach_the_only_open_experiment(tmp_path) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from test_report_support import emit_call
+
+    import otm
+
+    with otm.experiment("threads", output_dir=tmp_path, reports=()) as exp:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(emit_call, range(8)))
+        t = threading.Thread(target=emit_call, args=(99,))
+        t.start()
+        t.join()
+    assert exp.requests == 9
+    # once closed, it no longer collects anything
+    emit_call(100)
+    assert exp.requests == 9
+
+
+def test_with_two_open_experiments_context_free_threads_are_not_guessed(tmp_path) -> None:
+    import threading
+
+    from test_report_support import emit_call
+
+    import otm
+
+    with otm.experiment("a", output_dir=tmp_path, reports=()) as a:
+        with otm.experiment("b", output_dir=tmp_path, reports=()) as b:
+            t = threading.Thread(target=emit_call, args=(1,))
+            t.start()
+            t.join()
+            emit_call(2)  # same context: both see it (nested)
+    assert a.requests == 1 and b.requests == 1

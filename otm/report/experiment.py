@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from otm._log import log_once, logger
-from otm.events import pop_scope, push_scope
+from otm.events import close_experiment, open_experiment, pop_scope, push_scope
 from otm.report.reader import LOG_NAME
 from otm.report.rows import LOG_SCHEMA, effective_tags, run_names
 from otm.report.sink import JsonlSink
@@ -216,6 +216,7 @@ class Experiment:
 
     def _close(self) -> None:
         """Drain the log, then write the reports. Never raises into the user's code."""
+        close_experiment(self)
         self.ended = time.time()
         sink = self._sink
         if sink is None:
@@ -259,6 +260,9 @@ class Experiment:
     def __enter__(self) -> Experiment:
         self._open()
         self._token = push_scope(self)
+        # Calls from threads that do not carry this context (plain threads,
+        # thread pools) come here too while it is the only open experiment.
+        open_experiment(self)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

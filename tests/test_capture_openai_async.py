@@ -377,3 +377,30 @@ async def test_async_beta_chat_and_legacy_completions(
     )
     assert t.input_text_length == len("Say hello")
     await legacy.close()
+
+
+async def test_async_break_ends_at_the_last_chunk_read(
+    aclient: openai.AsyncOpenAI, records: list[Any]
+) -> None:
+    """An `async for ... break` is closed by the event loop later; the record
+    must still end when the user stopped reading, not when the loop got to it."""
+    import time
+
+    stream = await aclient.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "x"}],
+        stream=True,
+        extra_headers=H(gap_s=0.01, output_tokens=20),
+    )
+    n = 0
+    async for _ in stream:
+        n += 1
+        if n == 3:
+            broke_at = time.time()
+            break
+    await asyncio.sleep(0.4)
+    await stream.close()
+    rec = one(records)
+    assert rec.telemetry.status == "abandoned"
+    assert rec.telemetry.end_time is not None
+    assert rec.telemetry.end_time <= broke_at + 0.05

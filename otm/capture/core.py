@@ -761,7 +761,10 @@ def stream_call(stream: Any) -> Call | None:
 def _finish_from(call: Call, exc: BaseException) -> None:
     try:
         if isinstance(exc, GeneratorExit):
-            call.finish("abandoned")
+            # The consumer stopped reading after the last chunk it saw; an async
+            # generator is closed only later, when the event loop gets to it.
+            last = call.t_last_chunk if call.t_last_chunk is not None else call.t_headers
+            call.finish("abandoned", at=last)
         else:
             call.fail(exc)
     except Exception as e:  # pragma: no cover - defensive

@@ -121,7 +121,7 @@ def main() -> int:
     print(f"speed-up vectorised / per-record: {vec_rate / single_rate:,.0f}x (wall clock)")
     cpu_ratio = (cpu_single / len(singles)) / (cpu_vec / args.records)
     print(
-        f"  in CPU time (threads summed)  : {cpu_ratio:,.0f}x  ({_WORKERS} worker threads for the vectorised path)"
+        f"  in CPU time (threads summed)  : {cpu_ratio:,.0f}x  ({_WORKERS} thread{'s' if _WORKERS != 1 else ''} for the vectorised path)"
     )
     print(f"1M records one by one would take: {args.records / single_rate / 60:.1f} min")
     print(

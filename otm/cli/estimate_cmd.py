@@ -1,8 +1,8 @@
 """``otm estimate``: the estimator on one hypothetical or logged request.
 
     otm estimate --model gpt-4o --input-tokens 800 --output-tokens 400 --tps 70
-    otm estimate --model llama-3.1-8b --accelerator H100 --count 1 --pue 1.0 \\
-        --input-tokens 500 --output-tokens 300 --ttft 0.2 --duration 6 --json
+    otm estimate --model llama-3.1-8b --provider local --accelerator H100 --count 1 \\
+        --pue 1.0 --input-tokens 500 --output-tokens 300 --ttft 0.2 --duration 6 --json
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--region", default=None, help="where it ran: FRA, US-VA, aws:us-east-1...")
     p.add_argument(
-        "--accelerator", default=None, help="serving accelerator (H100, B200, tpu-v6e...)"
+        "--accelerator",
+        default=None,
+        help="serving accelerator (H100, B200, tpu-v6e...); the provider's profile fills the rest "
+        "(site, host, engine): add --provider local for your own machine",
     )
     p.add_argument("--count", type=_count, default=None, help="accelerators per instance")
     p.add_argument(
@@ -129,9 +132,13 @@ def _deployment(args: argparse.Namespace) -> Any:
     if args.accelerator_only:
         if not args.accelerator:
             raise SystemExit("otm estimate: --accelerator-only needs --accelerator")
-        return Deployment.accelerator_only(args.accelerator, args.count or 1)
+        return Deployment.accelerator_only(
+            args.accelerator, args.count or 1, provider=args.provider
+        )
     if args.accelerator or args.count or args.pue is not None:
-        return Deployment(accelerator=args.accelerator, count=args.count, pue=args.pue)
+        return Deployment(
+            accelerator=args.accelerator, count=args.count, pue=args.pue, provider=args.provider
+        )
     return None
 
 

@@ -12,7 +12,8 @@ Bedrock ``-v1:0`` suffixes. ``find_*`` returns None on a miss; ``get_*``
 raises :class:`UnknownIdError` (a ``KeyError``) carrying ``suggestions``.
 
 Run-time registrations (``register_*``, ``load_user_data``) are validated like
-packaged rows and win over them, aliases included.
+packaged rows and win over them, aliases included. :func:`generation` is a
+counter bumped by every registration or removal, for caches to key on.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .registry import (
     find_model,
     find_provider,
     find_region,
+    generation,
     get_accelerator,
     get_model,
     get_provider,
@@ -79,6 +81,7 @@ __all__ = [
     "find_model",
     "find_provider",
     "find_region",
+    "generation",
     "get_accelerator",
     "get_model",
     "get_provider",

@@ -44,6 +44,7 @@ __all__ = [
     "DataError",
     "Kind",
     "UnknownIdError",
+    "generation",
 ]
 
 Kind = Literal["model", "accelerator", "region", "provider"]
@@ -336,6 +337,28 @@ def _inherit(row: Mapping[str, Any], parent: RegionSpec) -> dict[str, Any]:
 
 
 _REG = _Registry()
+
+# Bumped by every run-time change to the tables (register_*, unregister_all,
+# load_user_data); caches keyed on it notice registrations without reading
+# the registry's internals.
+_GEN_LOCK = threading.Lock()
+_GENERATION = 0
+
+
+def _bump() -> None:
+    global _GENERATION
+    with _GEN_LOCK:
+        _GENERATION += 1
+
+
+def generation() -> int:
+    """A counter that changes with every run-time registration or removal.
+
+    Starts at 0 and only grows: each ``register_*`` call, ``unregister_all``
+    and ``load_user_data`` (successful or rolled back) bumps it. Code that
+    caches resolved rows keys its caches on it.
+    """
+    return _GENERATION
 
 
 def registry() -> _Registry:
@@ -675,6 +698,7 @@ def register_model(
     r = registry()
     with r.lock:
         r.models.add_user(spec)
+    _bump()
     return spec
 
 
@@ -740,6 +764,7 @@ def register_accelerator(
     r = registry()
     with r.lock:
         r.accelerators.add_user(spec)
+    _bump()
     return spec
 
 
@@ -817,6 +842,7 @@ def register_provider(
     with r.lock:
         r.providers.add_user(spec)
         _HOST_CACHE.clear()
+    _bump()
     return spec
 
 
@@ -866,6 +892,7 @@ def register_region(
     r = registry()
     with r.lock:
         r.regions.add_user(spec)
+    _bump()
     return spec
 
 
@@ -877,6 +904,7 @@ def unregister_all() -> None:
         for t in (r.models, r.accelerators, r.regions, r.providers):
             t.clear_user()
         _HOST_CACHE.clear()
+    _bump()
 
 
 # ------------------------------------------------------------------------ user files
@@ -957,7 +985,9 @@ def load_user_data(path: str | Path) -> dict[str, list[str]]:
                     done.setdefault(section, []).append(str(rid))
         except Exception:
             _restore(r, snapshot)
+            _bump()
             raise
+    _bump()
     return done
 
 

@@ -18,20 +18,35 @@ from otm.impact import Impact, Range
 from otm.telemetry import Telemetry
 
 from .calibration import DEFAULT, Calibration
-from .combine import ChunkResult, Group, apply_floor, build_group, compute
+from .combine import ChunkResult, Group, apply_floor, build_group, compute, implausible
 from .stamp import data_stamp
 from .user import FLOORS, METHOD_ITL, METHOD_LATENCY, METHOD_TOKENS, METHODS, Columns, columns
 
 __all__ = ["ImpactBatch", "estimate", "estimate_many"]
 
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the CPUs this process may run on
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 _MIN_CHUNKS_FOR_THREADS = 4
-_WORKERS = min(os.cpu_count() or 1, 8)
-_CHUNK = 512  # requests per numpy pass: (512 x 65) float arrays stay in the L2 cache
+# Worker threads for the numpy passes. With two CPUs or fewer the threads
+# contend for the interpreter between numpy calls and were measured slower
+# than one (bench/estimate.py), so they start at three.
+_WORKERS = min(_cpus(), 8) if _cpus() >= 3 else 1
+_CHUNK = 256  # requests per numpy pass: (256 x 65) float64 arrays (133 kB) keep the temporaries in L2
 
 _METHOD_NOTES = {
-    METHOD_LATENCY: "not streamed: decode speed inferred from total latency minus an estimated time to first token (wider range)",
-    METHOD_TOKENS: "no timings: effective batch assumed from typical serving (widest range)",
+    METHOD_LATENCY: "not streamed: typical serving load assumed; the total latency (less an estimated time to first token) sets how long the request held it (wider range)",
+    METHOD_TOKENS: "no usable timings: effective batch assumed from typical serving (widest range)",
 }
+
+FLAG_IMPLAUSIBLE = 1
+"""Row flag: the request's timing was faster than any plausible serving (treated as untimed)."""
+FLAG_AT_LIMIT = 2
+"""Row flag: faster than the central assumptions can serve; read at their fastest."""
 
 
 def _percentile_sorted(s: np.ndarray, p: float) -> np.ndarray:
@@ -76,7 +91,9 @@ class ImpactBatch:
     ``water_ml_value/low/high``, ``breakdown_wh[key]``,
     ``carbon_breakdown_g[key]``, ``water_breakdown_ml[key]``, ``cost_usd``
     (NaN where no price is published), ``batch_value/low/high`` (inferred
-    effective batch) and ``method`` (index into ``METHODS``). ``batch[i]``
+    effective batch), ``method`` (index into ``METHODS``) and ``flags``
+    (``FLAG_IMPLAUSIBLE``: the record's timing was set aside;
+    ``FLAG_AT_LIMIT``: faster than the central case can serve). ``batch[i]``
     is an :class:`~otm.impact.Impact`; :meth:`totals` sums them with ranges
     that keep the correlation between records (docs "Summing ranges").
     """
@@ -99,6 +116,10 @@ class ImpactBatch:
         self.batch_value, self.batch_low, self.batch_high = z(), z(), z()
         self.count_value, self.count_low, self.count_high = z(), z(), z()
         self.method = np.zeros(n, dtype=np.int8)
+        self.flags = np.zeros(n, dtype=np.int8)
+        """Per record: FLAG_IMPLAUSIBLE when its own timing was set aside."""
+        self.observed_tps = np.full(n, np.nan)
+        """Per record: the output speed its timing showed (tokens/s), where it was set aside."""
         self.group = np.zeros(n, dtype=np.intp)
         self.itl_s = np.full(n, np.nan)
         self.status = np.empty(n, dtype=object)
@@ -130,6 +151,11 @@ class ImpactBatch:
         warnings = list(grp["warnings"])
         if m in _METHOD_NOTES:
             warnings.append(_METHOD_NOTES[m])
+        implausible_row = bool(self.flags[i] & FLAG_IMPLAUSIBLE)
+        if implausible_row:
+            warnings.append(_implausible_note(float(self.observed_tps[i]), grp["plausible"]))
+        elif self.flags[i] & FLAG_AT_LIMIT:
+            warnings.append(_limit_note(float(self.itl_s[i]), grp["plausible"]))
         status = self.status[i]
         if status not in (None, "ok"):
             warnings.append(
@@ -150,6 +176,12 @@ class ImpactBatch:
         itl = float(self.itl_s[i])
         if m == METHOD_ITL and np.isfinite(itl) and itl > 0:
             assumptions["observed"] = {"itl_s": itl, "tokens_per_s": 1.0 / itl}
+        if implausible_row:
+            assumptions["observed"] = {
+                "tokens_per_s": float(self.observed_tps[i]),
+                "implausible": True,
+                "max_plausible_tokens_per_s": grp["plausible"]["max_tokens_per_s"],
+            }
         assumptions["warnings"] = warnings
         cost = float(self.cost_usd[i])
         return Impact(
@@ -226,6 +258,33 @@ class ImpactBatch:
         )
 
 
+def _implausible_note(tps: float, p: dict[str, Any]) -> str:
+    shown = f"{tps:.0f} tokens/s" if np.isfinite(tps) else "its speed"
+    return (
+        f"timing implausible: {shown} is faster than any plausible serving of {p['model']} on "
+        f"{p['accelerator']} (at most about {p['max_tokens_per_s']:.0f} tokens/s on up to "
+        f"{p['max_count']:.0f} accelerators); treated as untimed (a buffered burst, a cached "
+        "reply, speculative decoding or a smaller model than assumed)"
+    )
+
+
+def _limit_note(itl: float, p: dict[str, Any]) -> str:
+    shown = f"{1.0 / itl:.0f} tokens/s" if np.isfinite(itl) and itl > 0 else "this speed"
+    head = (
+        f"{shown} is faster than the central assumptions for {p['model']} on {p['accelerator']} "
+        f"can serve (about {p['central_tokens_per_s']:.0f} tokens/s"
+    )
+    if p["sized"]:
+        return (
+            head
+            + " at a serving batch on the largest plausible instance); the central case is read at that speed, the range carries the rest"
+        )
+    return (
+        head
+        + " at one sequence); the central case is read as one sequence at its own speed, the range carries the rest"
+    )
+
+
 def _copy(d: Any) -> Any:
     if isinstance(d, dict):
         return {k: _copy(v) for k, v in d.items()}
@@ -234,55 +293,69 @@ def _copy(d: Any) -> Any:
     return d
 
 
+def _codes(a: np.ndarray) -> tuple[list[Any], np.ndarray]:
+    """Distinct values of an object column in first-seen order, and each row's code."""
+    uniq = list(dict.fromkeys(a.tolist()))
+    if len(uniq) == 1:
+        return uniq, np.zeros(a.shape[0], dtype=np.intp)
+    lookup = {v: i for i, v in enumerate(uniq)}
+    return uniq, np.fromiter(map(lookup.__getitem__, a.tolist()), dtype=np.intp, count=a.shape[0])
+
+
 def _factorise(c: Columns) -> list[tuple[str | None, str | None, np.ndarray]]:
     """(provider, model, row indices) for each distinct pair, in first-seen order."""
     n = len(c)
     if n == 0:
         return []
-    p0, m0 = c.provider[0], c.model[0]
-    if all(x == p0 for x in c.provider) and all(x == m0 for x in c.model):
-        return [(p0, m0, np.arange(n))]
-    codes: dict[tuple[Any, Any], int] = {}
-    idx = np.fromiter(
-        (codes.setdefault((p, m), len(codes)) for p, m in zip(c.provider, c.model)),
-        dtype=np.intp,
-        count=n,
-    )
+    provs, pc = _codes(c.provider)
+    models, mc = _codes(c.model)
+    if len(provs) == 1 and len(models) == 1:
+        return [(provs[0], models[0], np.arange(n))]
+    pair = pc * len(models) + mc
+    keys, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
+    rank = np.empty(keys.size, dtype=np.intp)
+    rank[np.argsort(first, kind="stable")] = np.arange(keys.size)
+    idx = rank[inverse.reshape(-1)]
     order = np.argsort(idx, kind="stable")
-    bounds = np.searchsorted(idx[order], np.arange(len(codes) + 1))
-    return [(p, m, order[bounds[k] : bounds[k + 1]]) for (p, m), k in codes.items()]
+    bounds = np.searchsorted(idx[order], np.arange(keys.size + 1))
+    out = []
+    for k in range(keys.size):
+        rows = order[bounds[k] : bounds[k + 1]]
+        key = int(pair[rows[0]])
+        out.append((provs[key // len(models)], models[key % len(models)], rows))
+    return out
 
 
 def _chunk(g: Group, sub: Columns, sl: slice, pcts: tuple[float, float]) -> dict[str, Any]:
     """Compute one chunk and reduce it to per-request figures (thread-safe, pure)."""
     r = compute(g, sub, sl)
-    if not all(np.isfinite(a).all() for a in (r.total_j, r.carbon_emb_g, r.water_off_ml)):
+    if not all(np.isfinite(a).all() for a in (r.energy_j, r.carbon_g, r.water_ml)):
         r = _sanitised(r)  # every part feeds one of these sums
     # central breakdowns; the central total is their sum, so they add up exactly
     parts = {
-        "accelerator": r.acc_j[:, 0] / 3600.0,
-        "host": r.host_j[:, 0] / 3600.0,
-        "idle": r.idle_j[:, 0] / 3600.0,
-        "facility": r.fac_j[:, 0] / 3600.0,
+        "accelerator": r.acc_j / 3600.0,
+        "host": r.host_j / 3600.0,
+        "idle": r.idle_j / 3600.0,
+        "facility": r.fac_j / 3600.0,
     }
     c_op, c_emb, w_on, w_off = r.carbon_op_g, r.carbon_emb_g, r.water_on_ml, r.water_off_ml
     figures: dict[str, tuple[np.ndarray, ...]] = {}
     for key, arr, central in (
         (
             "energy_wh",
-            r.total_j / 3600.0,
+            r.energy_j / 3600.0,
             parts["accelerator"] + parts["host"] + parts["idle"] + parts["facility"],
         ),
-        ("carbon_g", c_op + c_emb, c_op[:, 0] + c_emb[:, 0]),
-        ("water_ml", w_on + w_off, w_on[:, 0] + w_off[:, 0]),
+        ("carbon_g", r.carbon_g, c_op + c_emb),
+        ("water_ml", r.water_ml, w_on + w_off),
     ):
         _, lo, hi = _summarise(arr, pcts)
         figures[key] = (central, np.minimum(lo, central), np.maximum(hi, central), arr.sum(axis=0))
     return {
         "figures": figures,
         "breakdown_wh": parts,
-        "carbon": {"operational": c_op[:, 0], "embodied": c_emb[:, 0]},
-        "water": {"onsite": w_on[:, 0], "offsite": w_off[:, 0]},
+        "carbon": {"operational": c_op, "embodied": c_emb},
+        "water": {"onsite": w_on, "offsite": w_off},
         "batch": _summarise(r.batch, pcts),
         "count": _summarise(np.atleast_2d(r.count), pcts),
     }
@@ -301,7 +374,7 @@ def _map_chunks(
 
 
 def estimate_many(
-    telemetries: Sequence[Telemetry] | Mapping[str, Any],
+    telemetries: Sequence[Telemetry | Mapping[str, Any]] | Mapping[str, Any],
     *,
     deployment: Deployment | None = None,
     region: str | None = None,
@@ -310,12 +383,14 @@ def estimate_many(
 ) -> ImpactBatch:
     """Estimate many requests at once (numpy over every request x sample).
 
-    ``telemetries``: a sequence of :class:`~otm.telemetry.Telemetry`, or a
+    ``telemetries``: a sequence of :class:`~otm.telemetry.Telemetry` or of
+    mappings of its fields (snake_case or the collectors' camelCase), or one
     columnar mapping of arrays (Telemetry field names, or ``ttft_s``,
     ``decode_s``, ``duration_s``; scalars broadcast). Specs are resolved once
-    per distinct (provider, model). With ``learn_floor`` the fastest clean
-    stream of each group (in this batch and seen before in this process)
-    bounds the serving floor; see docs/methodology.md "Learning the floor".
+    per distinct (provider, model). With ``learn_floor`` a low quantile of the
+    recent clean streams of each deployment (in this batch and seen before in
+    this process, once there are several) bounds the serving floor; see
+    docs/methodology.md "Learning the floor".
     """
     cal = calibration or DEFAULT
     c = columns(
@@ -325,29 +400,52 @@ def estimate_many(
     )
     n = len(c)
     out = ImpactBatch(n, cal.samples, cal.percentiles)
-    out.method[:] = c.method
     out.itl_s[:] = c.itl_s
     out.status[:] = c.status
 
     stamp = data_stamp()
     for gi, (prov, model, idx) in enumerate(_factorise(c)):
         g = build_group(model, prov, deployment, region, cal, stamp)
+        # timing faster than any plausible serving says nothing about the batch
+        sub0 = c if idx.size == n else c.take(idx)
+        bad, tps = implausible(g, sub0)
+        if bad.any():
+            rows = idx[bad]
+            c.method[rows] = METHOD_TOKENS
+            c.floor_ok[rows] = False
+            c.itl_s[rows] = np.nan
+            out.flags[rows] |= FLAG_IMPLAUSIBLE
+            out.observed_tps[rows] = tps[bad]
+        fast = (sub0.method == METHOD_ITL) & ~bad & (sub0.itl_s < g.floor_central_s)
+        if fast.any():
+            out.flags[idx[fast]] |= FLAG_AT_LIMIT
         notes: list[str] = []
         floor_info: dict[str, Any] | None = None
         if learn_floor:
             key = (g.plan.provider_id, g.work.model_id, deployment)
             ok = c.floor_ok[idx]
             seen = c.itl_s[idx][ok]
-            batch_min = float(seen.min()) if seen.size else None
-            known = FLOORS.get(key)
-            cands = [x for x in (batch_min, known) if x is not None]
-            itl_min = min(cands) if cands else None
-            g2, notes = apply_floor(g, itl_min)
-            if g2 is not g:
-                floor_info = {"itl_min_s": itl_min, "central_adjusted": bool(notes)}
-            g = g2
-            if batch_min is not None:
-                FLOORS.observe(key, batch_min)
+            learned = FLOORS.floor(
+                key,
+                seen,
+                window=cal.floor_window,
+                min_streams=cal.floor_min_streams,
+                quantile=cal.floor_quantile,
+            )
+            if learned is not None:
+                g2, notes = apply_floor(g, learned[0])
+                if g2 is not g:
+                    floor_info = {
+                        "itl_floor_s": learned[0],
+                        "tokens_per_s": 1.0 / learned[0],
+                        "streams": learned[1],
+                        "quantile": cal.floor_quantile,
+                        "central_adjusted": bool(notes),
+                    }
+                g = g2
+            if seen.size:
+                FLOORS.observe(key, seen)
+        out.method[idx] = c.method[idx]
         # rows of one method together: most chunks then skip the other methods' work
         methods = c.method[idx]
         if np.any(methods != methods[0]):
@@ -391,6 +489,14 @@ def estimate_many(
                 "assumptions": assumptions,
                 "warnings": list(dict.fromkeys([*g.warnings, *notes])),
                 "records": int(idx.size),
+                "plausible": {
+                    "model": g.work.name,
+                    "accelerator": g.plan.accelerators[int(g.accel_idx[0])].name,
+                    "max_tokens_per_s": 1.0 / max(g.floor_hard_s, 1e-9),
+                    "central_tokens_per_s": 1.0 / max(g.floor_central_s, 1e-9),
+                    "max_count": float(np.max(g.n_cap)),
+                    "sized": g.size_by_speed,
+                },
             }
         )
     return out

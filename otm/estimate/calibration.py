@@ -85,6 +85,11 @@ class Calibration:
     """Network + queue part of time to first token, hosted APIs (ESTIMATE)."""
     ttft_overhead_self_hosted_s: Tri = (0.02, 0.0, 0.2)
     """Same for a local or private deployment (ESTIMATE)."""
+    latency_stretch_max: float = 2.5
+    """A non-streamed call slower than the deployment's typical step holds its share for
+    at most this many typical steps per token; the rest is queue or network (ESTIMATE:
+    the slowest decile of measured hosted speeds is 2.4x slower than the median,
+    `ecologits-models`)."""
 
     # --- hardware sizing and facility (ESTIMATE, docs "Hardware layer") ---
     memory_overhead: float = 1.2
@@ -98,10 +103,17 @@ class Calibration:
     weight_read_share: Tri = (0.5, 0.3, 0.7)
     """Hosted instances are sized so reading the weights takes at most this share of the
     observed step (ESTIMATE; docs "Instance size of hosted services")."""
-    count_cap_factor: float = 64.0
-    """A hosted instance is at most this many times its memory-minimal size (ESTIMATE)."""
+    count_cap_factor: float = 16.0
+    """A hosted instance is at most this many times its memory-minimal size, and never
+    larger than its accelerator type's largest plausible instance (ESTIMATE; DeepSeek's
+    disclosed decode instance is 9x its memory minimum; docs "Instance size of hosted
+    services")."""
     host_idle_fraction: float = 0.5
-    """Host power of an idle reserve server relative to a serving one (ESTIMATE)."""
+    """Host power with the accelerators idle, as a share of the host's power at full
+    accelerator load (``host_w_per_accel``); in between it rises linearly with the
+    accelerators' utilisation (ESTIMATE: CPUs, DRAM, NICs and switches draw most of their
+    power regardless; fans and power conversion follow the accelerators' heat;
+    docs "Host power")."""
     default_region_spread: Tri = (1.0, 0.9, 1.1)
     """Grid factor spread for a named region: annual average vs the hour served (ESTIMATE)."""
 
@@ -110,6 +122,13 @@ class Calibration:
     """Faster than 5,000 tokens/s per stream is a buffered burst, not decode speed."""
     min_tokens_for_floor: int = 16
     """Streams shorter than this are too noisy to teach the per-deployment floor."""
+    floor_min_streams: int = 5
+    """A deployment's floor is learned only once this many clean, plausible streams are in."""
+    floor_window: int = 64
+    """The floor reads the most recent streams of a deployment, at most this many (plus
+    those of the batch being estimated): older ones age out."""
+    floor_quantile: float = 10.0
+    """The floor is this percentile of those streams' inter-token latencies, not the minimum."""
 
     # --- sampling (docs "Ranges") ---
     samples: int = 64

@@ -37,6 +37,7 @@ __all__ = [
     "build_group",
     "compute",
     "decode_forward",
+    "implausible",
     "invert_batch",
     "step_time",
     "utilisation",
@@ -60,6 +61,7 @@ class Group:
     grid_idx: np.ndarray
     n: np.ndarray  # accelerators per instance (fixed or memory-sized)
     n_mem: np.ndarray  # smallest count whose memory holds the model (continuous)
+    n_cap: np.ndarray  # largest plausible instance (hosted sizing stops there)
     size_by_speed: bool  # hosted, count unknown: sized from the observed speed per request
     mem1: np.ndarray  # bytes per accelerator
     bw1_eff: np.ndarray  # bytes/s achieved by decode, per accelerator
@@ -95,17 +97,35 @@ class Group:
     water: np.ndarray  # L/kWh off-site
     emb_rate: np.ndarray  # kgCO2e per accelerator-second
     compute_mult: np.ndarray
+    unit_compute: bool = True
+    """Every sample's compute multiplier is 1 (skips a multiplication)."""
+    floor_hard_s: float = 0.0
+    """The fastest step any sample can plausibly serve (hosted: at a production batch on the
+    largest plausible instance; a given instance: one sequence): faster is implausible."""
+    floor_central_s: float = 0.0
+    """The same for the central sample: faster streams leave the central case untimed."""
+    prefill_min_s: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Lower bounds of the instance's prefill wall time per fresh token, per cached token and
+    per unit of attention work (fresh x context), over the samples."""
     warnings: tuple[str, ...] = ()
     assumptions: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def t_fixed(self, n: np.ndarray) -> np.ndarray:
-        """Fixed per-step overhead of an instance of ``n`` accelerators."""
+        """Fixed per-step overhead of an instance of ``n`` accelerators.
+
+        scale x (t_base + t_sync x (sqrt(min(n, 16)) - 1)): n >= 1 always; the
+        growth stops at the largest calibrated instance.
+        """
         cal = self.cal
-        # n >= 1 always; the growth stops at the largest calibrated instance
-        root = np.sqrt(np.minimum(n, cal.sync_max_count))
-        t = (self.engine_scale * cal.t_step_sync_s) * (
-            root - 1.0
-        ) + self.engine_scale * cal.t_step_base_s
+        a = self.engine_scale * cal.t_step_sync_s
+        c = self.engine_scale * cal.t_step_base_s - a
+        if np.ndim(n) > 1 and float(np.min(n)) >= cal.sync_max_count:
+            # every instance past the calibrated range: one overhead per sample
+            t = a * np.sqrt(cal.sync_max_count) + c
+        else:
+            t = np.sqrt(np.minimum(n, cal.sync_max_count))
+            t *= a
+            t += c
         return t if self._no_cap else np.minimum(t, self.t_fixed_cap)
 
     @property
@@ -117,14 +137,31 @@ class Group:
 
         A provider that streams at a given speed has enough accelerators that
         reading all the weights (every expert, at production batch) takes at
-        most ``weight_share`` of a step. Continuous: an expectation over the
-        power-of-two instances actually deployed, so estimates move smoothly.
+        most ``weight_share`` of the step left after the engine's fixed
+        overhead, and no more than its largest plausible instance
+        (``n_cap``). Continuous: an expectation over the power-of-two
+        instances actually deployed, so estimates move smoothly.
         """
         if not self.size_by_speed:
             return self.n
-        need = (self.w_total / (self.bw1_eff * self.weight_share)) / np.maximum(step_s, 1e-6)
-        n = np.maximum(need, np.maximum(self.n_mem, 1.0))
-        return np.minimum(n, self.n_mem * self.cal.count_cap_factor)
+        base = self.w_total / (self.bw1_eff * self.weight_share)
+        step = np.maximum(step_s, 1e-6)
+        # the fixed overhead grows with the instance: first guess without it
+        n1 = np.clip(base / step, self.n_mem, self.n_cap)
+        room = step - self.t_fixed(n1)
+        # no room left: a step no instance serves (the cap applies)
+        np.maximum(room, 1e-12, out=room)
+        np.divide(base, room, out=room)
+        return np.clip(room, self.n_mem, self.n_cap, out=room)
+
+    def sizing_limit(self) -> np.ndarray:
+        """Per sample: the step below which the sizing rule needs more than ``n_cap``."""
+        base = self.w_total / (self.bw1_eff * self.weight_share)
+        return base / self.n_cap + self.t_fixed(self.n_cap)
+
+    def step_floor(self, n: np.ndarray) -> np.ndarray:
+        """Per-sample step of an instance of ``n`` at one sequence (KV and compute aside)."""
+        return self.t_fixed(n) + self.c_seq + self.w_active / (n * self.bw1_eff)
 
 
 def _tri_json(x: np.ndarray | Tri) -> dict[str, float]:
@@ -195,6 +232,8 @@ def build_group(
         w_total * cal.memory_overhead / (mem * (1.0 - cal.kv_headroom_fraction)), 1.0
     )
     size_by_speed = plan.count is None and not plan.self_hosted
+    max_inst = np.array([a.max_instance for a in accels], dtype=float)[a_idx]
+    n_cap = np.maximum(n_mem, np.minimum(cal.count_cap_factor * n_mem, max_inst))
     if plan.count is not None:
         n = np.full_like(active, float(plan.count))
         if w_total[0] > n[0] * mem[0] * cal.usable_memory_fraction:
@@ -272,6 +311,7 @@ def build_group(
         grid_idx=g_idx,
         n=n,
         n_mem=n_mem,
+        n_cap=n_cap if size_by_speed else n,
         size_by_speed=size_by_speed,
         mem1=mem,
         bw1_eff=bw * eta_bw,
@@ -314,8 +354,39 @@ def build_group(
         compute_mult=spread(work.compute_multiplier, u_size),
         warnings=tuple(dict.fromkeys(warnings)),
     )
+    hard, central = _hard_floor(g)
+    g = replace(
+        g,
+        floor_hard_s=hard,
+        floor_central_s=central,
+        prefill_min_s=_prefill_min(g),
+        unit_compute=bool(np.all(g.compute_mult == 1.0)),
+    )
     g.assumptions.update(_assumptions(g, precision, bytes_pp))
     return g
+
+
+def _hard_floor(g: Group) -> tuple[float, float]:
+    """The fastest step the deployment can plausibly show, (any sample, central sample).
+
+    A hosted instance sized from the speed: the step at which the sizing
+    rule reaches the largest plausible instance (a faster stream could only
+    be explained by an instance larger than any deployed, or by one running
+    nearly empty). A given instance: the one-sequence step. The first figure
+    is the most favourable sample's (size, precision, efficiency, engine
+    overhead at their fastest): below it the timing is implausible.
+    """
+    lim = g.sizing_limit() if g.size_by_speed else g.step_floor(g.n)
+    return float(np.min(lim)), float(lim[0])
+
+
+def _prefill_min(g: Group) -> tuple[float, float, float]:
+    """Lower bounds (over samples, on the largest instance) of the prefill's wall time."""
+    per_flop = g.compute_mult / (g.peak1 * g.mfu_pre * g.n_cap)
+    fresh = float(np.min(2.0 * g.n_active * per_flop))
+    cached = float(np.min(2.0 * g.n_active * g.cache_cost * per_flop))
+    attn = float(np.min(g.attn_coef * per_flop))
+    return fresh, cached, attn
 
 
 def _assumptions(g: Group, precision: str, bytes_pp: np.ndarray) -> dict[str, Any]:
@@ -435,6 +506,13 @@ def _log_miss(w_total: np.ndarray, w_active: np.ndarray, shared: np.ndarray) -> 
     return np.log1p(-p)
 
 
+def _all_experts_batch(w_tot_s: Any, routed_s: Any, log_q: Any) -> np.ndarray:
+    """The batch past which a MoE step reads every expert (to 1e-13 of the weights)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.asarray(w_tot_s / np.maximum(routed_s, 1e-300))
+        return np.log(1e-13 * ratio) / np.minimum(log_q, -1e-300)
+
+
 def _lambert_w_log(log_z: np.ndarray) -> np.ndarray:
     """Principal branch W(z) for z = exp(log_z) >= 0, without forming z.
 
@@ -468,6 +546,8 @@ def _invert(
     kv_s: np.ndarray,
     comp_s: np.ndarray,
     moe: bool,
+    x_all: np.ndarray | None = None,
+    below_one: bool = True,
 ) -> np.ndarray:
     # t(B) is the max of the memory branch and the compute branch, both
     # increasing: its root is the smaller of theirs. The compute branch is a
@@ -476,7 +556,8 @@ def _invert(
     slope_mem = c_seq + kv_s
     with np.errstate(divide="ignore", invalid="ignore"):
         b_comp = room / (c_seq + comp_s)
-        lo = (room - w_tot_s) / slope_mem  # every expert read: the memory branch's lowest root
+        lo = room - w_tot_s
+        lo /= slope_mem  # every expert read: the memory branch's lowest root
     if moe:
         # The weights a MoE step reads grow with B (more experts touched), so
         # its memory branch  a B - r q^B = m  (a = c_seq + kv, r = routed
@@ -490,60 +571,112 @@ def _invert(
         # the original equation polish B to machine precision, so the batch is
         # a smooth function of the speed and estimates stay monotone.
         x = np.maximum(lo, 1.0)
-        missed = routed_s * np.exp(x * log_q)
-        need = missed > 1e-13 * w_tot_s
-        if need.any():
+        # the experts missed by every sequence, routed x q^B, are negligible
+        # (< 1e-13 of all weights) past B = ln(1e-13 w_total/routed) / ln q
+        if x_all is None:
+            x_all = _all_experts_batch(w_tot_s, routed_s, log_q)
+        rows = np.flatnonzero(np.any(x < x_all, axis=-1)) if x.ndim == 2 else None
+        if rows is None or rows.size:
             shape = x.shape
-
-            def pick_(a: np.ndarray) -> np.ndarray:
-                return np.broadcast_to(a, shape)[need]
-
-            rm, sl = pick_(room - w_tot_s), pick_(slope_mem)
-            rt, lq = pick_(routed_s), pick_(log_q)
+            sub = (
+                (lambda a: np.broadcast_to(a, shape))
+                if rows is None
+                else (lambda a: np.broadcast_to(a, shape)[rows])
+            )
+            xr = sub(x)
+            need = xr < sub(x_all)
+            rm, sl = sub(room - w_tot_s)[need], sub(slope_mem)[need]
+            rt, lq = sub(routed_s)[need], sub(log_q)[need]
             kq = -lq
             base = rm / sl
             xs = base + _lambert_w_log(np.log(kq * rt / sl) - kq * base) / kq
             for _ in range(_POLISH_STEPS):
                 miss = rt * np.exp(xs * lq)
                 xs = xs - (sl * xs - miss - rm) / (sl - lq * miss)
-            x = x.copy()
-            x[need] = np.maximum(xs, 1.0)
-        # below one sequence the step is slower than any batch explains
-        b_mem = np.where(room - w_act_s < slope_mem, 0.0, x)
+            xr = xr.copy()
+            xr[need] = np.maximum(xs, 1.0)
+            if rows is None:
+                x = xr
+            else:
+                x[rows] = xr
+        if below_one:
+            # below one sequence the step is slower than any batch explains (a
+            # caller that clips the batch to >= 1 gets 1 either way: x >= 1)
+            below = room - w_act_s < slope_mem
+            if below.any():
+                x[np.broadcast_to(below, x.shape)] = 0.0
+        b_mem = x
     else:
         b_mem = lo
     # fmin: a 0/0 memory root (no KV, no per-sequence cost) defers to compute
-    return np.fmin(b_mem, b_comp)
+    return np.fmin(b_mem, b_comp, out=b_comp)
 
 
-# ------------------------------------------------------------ the floor / speed bound
+# ------------------------------------------------------------ plausibility and the floor
 
 
-def apply_floor(g: Group, itl_min: float | None) -> tuple[Group, list[str]]:
-    """Make the group consistent with the fastest clean stream seen for it.
+def implausible(g: Group, c: Columns) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose timing is faster than any plausible serving of the model, and their speeds.
 
-    A step can take no longer than the fastest one observed. Where a sample's
+    A stream is implausible when its inter-token latency is below the group's
+    hard floor (one sequence, every uncertain input at its fastest, on the
+    largest plausible instance); a non-streamed call when its whole duration
+    is shorter than the fastest plausible prefill plus its decode steps at
+    that floor (no network or queue time at all). Such timing says nothing
+    about the serving batch (a burst, a cached reply, speculative decoding or
+    a mis-timed record): the estimate falls back to the untimed path.
+    Returns the mask and, per row, the observed output speed (tokens/s).
+    """
+    steps = np.maximum(c.output - 1.0, 0.0)
+    floor = g.floor_hard_s
+    speed = np.full(len(c), np.nan)
+    itl = c.method == METHOD_ITL
+    lat = c.method == METHOD_LATENCY
+    bad = np.zeros(len(c), dtype=bool)
+    if itl.any():
+        bad |= itl & (c.itl_s < floor)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            speed = np.where(itl, 1.0 / c.itl_s, speed)
+    if lat.any():
+        pf, pc, pa = g.prefill_min_s
+        pre = (
+            c.fresh_in * pf + c.cached_in * pc + c.fresh_in * (c.cached_in + 0.5 * c.fresh_in) * pa
+        )
+        bad |= lat & (steps >= 1.0) & (c.duration_s < pre + steps * floor)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            speed = np.where(lat, c.output / c.duration_s, speed)
+    return bad, speed
+
+
+def apply_floor(g: Group, itl_floor: float | None) -> tuple[Group, list[str]]:
+    """Make the group consistent with the learned floor of its deployment.
+
+    ``itl_floor`` is a low quantile of the recent clean, plausible streams of
+    the deployment (:class:`otm.estimate.user.FloorTracker`). A step can take
+    no longer than the steps the deployment keeps showing. Where a sample's
     floor (fixed overhead + one sequence + reading the active weights once)
     exceeds it, the sample is scaled down to it: the model and its precision
     when those are estimates (the speed bounds the weight bytes read per
-    step), otherwise the engine's fixed overhead.
+    step), otherwise the engine's fixed overhead. The notes describe the
+    deployment's learned floor, never one request.
     """
-    if itl_min is None or not np.isfinite(itl_min) or itl_min <= 0:
+    if itl_floor is None or not np.isfinite(itl_floor) or itl_floor <= 0:
         return g, []
-    n = g.count_for(np.full_like(g.n, itl_min))
+    n = g.count_for(np.full_like(g.n, itl_floor))
     w_s = g.w_active / (n * g.bw1_eff)
     t_fix = g.t_fixed(n)
     floor = t_fix + g.c_seq + w_s
-    excess = floor > itl_min
+    excess = floor > itl_floor
     if not excess.any():
         return g, []
     notes: list[str] = []
     w, p = g.work, g.plan
     accel = p.accelerators[int(g.accel_idx[0])].name
     scalable = w.size_estimated or (w.precision_estimated and p.precision_override is None)
+    learned = f"the learned floor of this deployment ({1.0 / itl_floor:.0f} tokens/s on {n[0]:.3g} x {accel})"
     if scalable:
         r_min = 0.02 if w.size_estimated else 0.25
-        r = np.where(excess, np.clip(itl_min / floor, r_min, 1.0), 1.0)
+        r = np.where(excess, np.clip(itl_floor / floor, r_min, 1.0), 1.0)
         size_r = r if w.size_estimated else np.ones_like(r)
         g2 = replace(
             g,
@@ -556,25 +689,24 @@ def apply_floor(g: Group, itl_min: float | None) -> tuple[Group, list[str]]:
         )
         if excess[0]:
             bytes_pp = g.w_active[0] / max(g.n_active[0], 1.0)
-            speed = f"observed speed ({1.0 / itl_min:.0f} tokens/s on {n[0]:.3g} x {accel})"
             if w.size_estimated:
                 bound = g2.w_active[0] / max(bytes_pp, 1e-3) / 1e9
                 notes.append(
-                    f"{speed} bounds the model: at most ~{bound:.3g}B active parameters at {bytes_pp:g} "
+                    f"{learned} bounds the model: at most ~{bound:.3g}B active parameters at {bytes_pp:g} "
                     "bytes each can be read per step; size scaled down to fit"
                 )
             else:
                 notes.append(
-                    f"{speed} implies at most ~{g2.w_active[0] / max(g.n_active[0], 1.0):.2g} bytes per weight "
+                    f"{learned} implies at most ~{g2.w_active[0] / max(g.n_active[0], 1.0):.2g} bytes per weight "
                     f"(quantised weights?) rather than the assumed {bytes_pp:g}; weight bytes scaled down to fit"
                 )
     else:
-        t_new = np.maximum(itl_min - g.c_seq - w_s, 0.0)
+        t_new = np.maximum(itl_floor - g.c_seq - w_s, 0.0)
         g2 = replace(g, t_fixed_cap=np.where(excess, np.minimum(t_fix, t_new), g.t_fixed_cap))
-        if excess[0] and g.c_seq[0] + w_s[0] > itl_min:
+        if excess[0] and g.c_seq[0] + w_s[0] > itl_floor:
             notes.append(
-                f"observed speed ({1.0 / itl_min:.0f} tokens/s) is faster than {n[0]:.0f} x {accel} can read "
-                "this model's weights: the hardware, count or precision assumed is likely off (pass a Deployment)"
+                f"{learned} is faster than {n[0]:.0f} x {accel} can read this model's weights: "
+                "the hardware, count or precision assumed is likely off (pass a Deployment)"
             )
     return g2, notes
 
@@ -609,13 +741,22 @@ def decode_forward(g: Group, batch: np.ndarray, ctx: np.ndarray) -> tuple[np.nda
 
 @dataclass
 class ChunkResult:
-    """Per-request, per-sample results of a chunk (shape (N, S+1))."""
+    """Results of a chunk of N requests.
 
+    ``energy_j``, ``carbon_g``, ``water_ml``, ``batch``: every sample, shape
+    (N, S+1) (column 0 central); ``count``: (N, S+1) or (S+1,). The
+    breakdowns are of the central case only, shape (N,): energy ``acc_j``,
+    ``host_j``, ``idle_j``, ``fac_j``; carbon ``carbon_op_g``,
+    ``carbon_emb_g``; water ``water_on_ml``, ``water_off_ml``.
+    """
+
+    energy_j: np.ndarray
+    carbon_g: np.ndarray
+    water_ml: np.ndarray
     acc_j: np.ndarray
     host_j: np.ndarray
     idle_j: np.ndarray
     fac_j: np.ndarray
-    total_j: np.ndarray
     carbon_op_g: np.ndarray
     carbon_emb_g: np.ndarray
     water_on_ml: np.ndarray
@@ -631,79 +772,99 @@ def compute(g: Group, c: Columns, sl: slice) -> ChunkResult:
     figure comes out (N, S+1). Energy is built from accelerator-seconds (the
     request's share of the instance x its accelerators), so host, idle
     reserve and embodied carbon scale with the same occupancy.
+
+    Streams read their batch from their own step. Untimed rows (and
+    non-streamed calls, whose duration mixes queue, network, prefill and
+    decode) take the deployment's typical load: a hosted service's typical
+    speed, a named deployment's typical batch. A non-streamed call then
+    holds that share for as long as its duration says, never less than the
+    typical step and at most ``latency_stretch_max`` times it.
     """
 
     def col(a: np.ndarray) -> np.ndarray:
         return a[sl][:, None]
 
+    cal = g.cal
     fresh, cached, out = col(c.fresh_in), col(c.cached_in), col(c.output)
     method = col(c.method)
     cm = g.compute_mult
-    hosted_speed = not g.plan.self_hosted and g.plan.batch_override is None
+    b_over = g.plan.batch_override
+    known_batch = b_over is not None
+    hosted_speed = not g.plan.self_hosted and not known_batch
+    is_itl = method == METHOD_ITL
+    all_itl = bool(is_itl.all())
+    is_lat = method == METHOD_LATENCY
+    any_lat = bool(is_lat.any())
 
-    # --- the step time each request shows (per sample for the latency method)
+    # --- the step each request's batch is read from
     steps = np.maximum(out - 1.0, 0.0)  # the first token comes out of prefill
-    any_latency = bool(np.any(method == METHOD_LATENCY))
-    observed = np.where(method == METHOD_ITL, col(c.itl_s), np.nan)
-    if any_latency:
-        duration = col(c.duration_s)
-        lat_step = np.maximum(duration - g.ttft_over, 0.1 * duration) / np.maximum(steps, 1.0)
-        observed = np.where(method == METHOD_LATENCY, lat_step, observed)
-    timed: np.ndarray | bool = np.isfinite(observed) & (observed > 0)
-    if hosted_speed:
-        # a hosted service with no timing: assume a typical speed and read the
-        # batch from it like any other (consistent with how the count is sized)
-        observed = np.where(timed, observed, g.itl_prior)
+    timed: np.ndarray | bool
+    if all_itl:
+        observed = col(c.itl_s)
         timed = True
+    elif hosted_speed:
+        # a hosted service with no stream: its typical speed, read like any other
+        observed = np.where(is_itl, col(c.itl_s), g.itl_prior)
+        timed = True
+    else:
+        observed = np.where(is_itl, col(c.itl_s), 1.0)
+        timed = is_itl
 
-    # --- the instance: count (sized from the speed for hosted services)
+    # --- the instance: count (sized from the speed for hosted services). A
+    # sample that could serve a speed (a stream's, or the typical one) only on
+    # an instance larger than any plausible one, or on one running nearly
+    # empty, reads it at the fastest speed it can serve: its largest instance
+    # at a serving batch.
+    if g.size_by_speed:
+        lim = g.sizing_limit()
+        if bool(np.any(observed < float(lim.max()))):
+            observed = np.maximum(observed, lim)
     n = g.count_for(observed) if g.size_by_speed else g.n
     inv_n = 1.0 / n
     t_fixed = g.t_fixed(n)
 
     # --- prefill: compute-bound at a prefill MFU; cached tokens cost a fraction
+    per_flop = cm / (g.peak1 * g.mfu_pre)
     attn_pre = fresh * (cached + 0.5 * fresh)
+    acc_s_pre = fresh * (2.0 * g.n_active * per_flop)  # accelerator-seconds
+    acc_s_pre += attn_pre * (g.attn_coef * per_flop)
     if np.any(cached):
-        work_pre = 2.0 * g.n_active * (fresh + g.cache_cost * cached) + g.attn_coef * attn_pre
-    else:
-        work_pre = (2.0 * g.n_active) * fresh + g.attn_coef * attn_pre
-    acc_s_pre = work_pre * (cm / (g.peak1 * g.mfu_pre))  # accelerator-seconds
-    acc_pre = acc_s_pre * accelerator_power(g.idle, g.tdp, g.u_work)
+        acc_s_pre += cached * (2.0 * g.n_active * g.cache_cost * per_flop)
 
     # --- decode: read the effective batch from the speed
     ctx = cached + fresh + 0.5 * out  # mean context while decoding
-    kv_s = (g.kv_bytes / g.bw1_eff) * ctx * inv_n
-    comp_s = (2.0 * g.n_active + g.attn_coef * ctx) * (g.compute_factor / g.f1_eff) * inv_n
+    kv_s = ctx * (g.kv_bytes / g.bw1_eff)
+    kv_s *= inv_n
+    comp_s = ctx * (g.attn_coef * g.compute_factor / g.f1_eff)
+    comp_s += 2.0 * g.n_active * g.compute_factor / g.f1_eff
+    comp_s *= inv_n
     w_tot_s = (g.w_total / g.bw1_eff) * inv_n
-    routed_s = (np.maximum(g.w_total - g.w_active * g.shared, 0.0) / g.bw1_eff) * inv_n
-    log_q = _log_miss(g.w_total, g.w_active, g.shared)
-
-    if any_latency:  # the latency method's step excludes this request's own prefill
-        own_prefill = acc_s_pre * inv_n / np.maximum(steps, 1.0)
-        target = np.where(
-            method == METHOD_LATENCY, np.maximum(observed - own_prefill, 0.1 * observed), observed
-        )
+    if g.moe:
+        routed = np.maximum(g.w_total - g.w_active * g.shared, 0.0)
+        routed_s = (routed / g.bw1_eff) * inv_n
+        log_q = _log_miss(g.w_total, g.w_active, g.shared)
+        w_act_s = w_tot_s  # only read when the batch may fall below one
+        x_all = _all_experts_batch(g.w_total, routed, log_q)  # per sample: n cancels
     else:
-        target = observed
-    if timed is True:
-        safe_target = target
-    else:
-        safe_target = np.where(timed, target, 1.0)
+        routed_s = log_q = w_act_s = w_tot_s  # unused by a dense model
+        x_all = w_tot_s
 
-    if g.plan.batch_override is not None:
-        batch = np.full(np.broadcast(safe_target, n).shape, float(g.plan.batch_override))
+    if b_over is not None:
+        batch = np.full(np.broadcast(observed, n).shape, float(b_over))
     else:
         batch = _invert(
-            safe_target,
+            observed,
             t_fixed=t_fixed,
             c_seq=g.c_seq,
             w_tot_s=w_tot_s,
-            w_act_s=(g.w_active / g.bw1_eff) * inv_n,
+            w_act_s=w_act_s,
             routed_s=routed_s,
             log_q=log_q,
             kv_s=kv_s,
             comp_s=comp_s,
             moe=g.moe,
+            x_all=x_all,
+            below_one=False,  # clipped to >= 1 below
         )
         if timed is not True:
             batch = np.where(timed, batch, g.batch_prior)
@@ -713,45 +874,91 @@ def compute(g: Group, c: Columns, sl: slice) -> ChunkResult:
         # per step, ~40-80 ms on current parts); only the sanity cap applies.
         b_max = _MAX_SEQS_PER_ACCEL * n
     else:
-        usable = n * g.mem1 * g.cal.usable_memory_fraction - g.w_total
+        usable = n * g.mem1 * cal.usable_memory_fraction - g.w_total
         b_max = np.where(usable > 0, usable / np.maximum(g.kv_bytes * ctx, 1.0), 1.0)
         b_max = np.minimum(np.maximum(b_max, 1.0), _MAX_SEQS_PER_ACCEL * n)
-    batch = np.minimum(np.maximum(batch, 1.0), b_max)
+    batch = np.clip(batch, 1.0, b_max)
 
-    w_s = w_tot_s - routed_s * np.exp(batch * log_q) if g.moe else w_tot_s
-    kernels = np.maximum(w_s + kv_s * batch, comp_s * batch)
-    t_b = t_fixed + g.c_seq * batch + kernels
-    if g.plan.batch_override is not None:
-        t_eff = np.where(timed, safe_target, t_b)  # batch and step both known
+    if g.moe and bool(np.any(batch < x_all)):
+        w_s = batch * log_q
+        np.exp(w_s, out=w_s)
+        w_s *= routed_s
+        np.subtract(w_tot_s, w_s, out=w_s)
+        w_s += kv_s * batch
+    else:
+        w_s = kv_s * batch
+        w_s += w_tot_s
+    kernels = np.maximum(w_s, comp_s * batch, out=w_s)
+    t_b = g.c_seq * batch
+    t_b += t_fixed
+    t_b += kernels
+    if known_batch:
+        t_eff = np.where(timed, observed, t_b)  # batch and step both known
     elif timed is True:
         # The instance spent the observed step on B sequences, unless the model
         # says a step is shorter (the extra is network or client time).
-        t_eff = np.minimum(safe_target, t_b)
+        t_eff = np.minimum(observed, t_b)
     else:
-        t_eff = np.where(timed, np.minimum(safe_target, t_b), t_b)
+        t_eff = np.where(timed, np.minimum(observed, t_b), t_b)
+    if any_lat:
+        # A non-streamed call held its (typical) share of the instance for its
+        # decode: the duration less network/queue and its own prefill, spread
+        # over its output tokens (hidden reasoning included), within bounds.
+        window = col(c.duration_s) - g.ttft_over - acc_s_pre * inv_n
+        stretch = np.clip(window / (np.maximum(steps, 1.0) * t_eff), 1.0, cal.latency_stretch_max)
+        t_eff = np.where(is_lat, t_eff * stretch, t_eff)
     busy = kernels / t_b  # t_b >= kernels > 0
-    u = np.minimum(g.u_wait + (g.u_work - g.u_wait) * busy, 1.0)
-    p_dec = g.idle + (g.tdp - g.idle) * u
-    acc_s_dec = (steps * cm) * (t_eff / batch) * n  # accelerator-seconds
+    u = busy * (g.u_work - g.u_wait)
+    u += g.u_wait
+    if float(np.max(g.u_work)) > 1.0:
+        np.minimum(u, 1.0, out=u)
+    acc_s_dec = t_eff / batch
+    acc_s_dec *= n
+    acc_s_dec *= steps if g.unit_compute else steps * cm  # accelerator-seconds
 
-    # --- host, idle reserve, facility, carbon, water
-    acc_s = acc_s_pre + acc_s_dec
-    acc = acc_pre + acc_s_dec * p_dec
-    host = acc_s * g.host_w
-    idle = acc_s * (g.idle_frac / (1.0 - g.idle_frac) * (g.idle + g.host_idle_w))
-    it = acc + host + idle
-    fac = it * (g.pue - 1.0)
-    total = it + fac
+    # --- power per accelerator-second, per sample. Accelerator: idle + (rated -
+    # idle) x u. Host: a floor plus a share that follows the accelerators' load,
+    # H x (h0 + (1 - h0) u). Idle reserve: f/(1-f) idle accelerator-seconds at
+    # idle power and the host's floor. Decode's IT power is therefore linear in
+    # u: a + b u; prefill runs at u_work.
+    h0 = cal.host_idle_fraction
+    k_idle = g.idle_frac / (1.0 - g.idle_frac) * (g.idle + g.host_idle_w)
+    u_pre = np.minimum(g.u_work, 1.0)
+    p_pre = accelerator_power(g.idle, g.tdp, g.u_work)
+    h_pre = g.host_w * (h0 + (1.0 - h0) * u_pre)
+    a_dec = g.idle + g.host_w * h0 + k_idle
+    b_dec = (g.tdp - g.idle) + g.host_w * (1.0 - h0)
+
+    it = u * b_dec
+    it += a_dec
+    it *= acc_s_dec
+    it += acc_s_pre * (p_pre + h_pre + k_idle)
+    energy = it * g.pue
+    carbon = acc_s_pre + acc_s_dec
+    carbon *= g.emb_rate / (1.0 - g.idle_frac) * 1000.0
+    carbon += energy * (g.grid / 3.6e6)
+    water = it * ((g.wue + g.pue * g.water) / 3.6e3)
+
+    # --- the central case's breakdowns (column 0 only)
+    pre0, dec0, u0 = acc_s_pre[:, 0], acc_s_dec[:, 0], u[:, 0]
+    acc0 = pre0 * p_pre[0] + dec0 * (g.idle[0] + (g.tdp[0] - g.idle[0]) * u0)
+    host0 = pre0 * h_pre[0] + dec0 * (g.host_w[0] * (h0 + (1.0 - h0) * u0))
+    idle0 = (pre0 + dec0) * k_idle[0]
+    it0 = acc0 + host0 + idle0
+    fac0 = it0 * (g.pue[0] - 1.0)
+    total0 = it0 + fac0
     return ChunkResult(
-        acc_j=acc,
-        host_j=host,
-        idle_j=idle,
-        fac_j=fac,
-        total_j=total,
-        carbon_op_g=total * (g.grid / 3.6e6),
-        carbon_emb_g=acc_s * (g.emb_rate / (1.0 - g.idle_frac) * 1000.0),
-        water_on_ml=it * (g.wue / 3.6e3),
-        water_off_ml=total * (g.water / 3.6e3),
+        energy_j=energy,
+        carbon_g=carbon,
+        water_ml=water,
+        acc_j=acc0,
+        host_j=host0,
+        idle_j=idle0,
+        fac_j=fac0,
+        carbon_op_g=total0 * (g.grid[0] / 3.6e6),
+        carbon_emb_g=(pre0 + dec0) * (g.emb_rate[0] / (1.0 - g.idle_frac[0]) * 1000.0),
+        water_on_ml=it0 * (g.wue[0] / 3.6e3),
+        water_off_ml=total0 * (g.water[0] / 3.6e3),
         batch=batch,
         count=n,
     )

@@ -35,6 +35,7 @@ __all__ = [
     "HardwarePlan",
     "accelerator_power",
     "hardware_plan",
+    "max_instance",
 ]
 
 SECONDS_PER_YEAR = 365.25 * 86400.0
@@ -72,6 +73,9 @@ class Accel:
     host_w: Tri
     host_embodied_kg: Tri
     lifetime_s: float
+    max_instance: float = 144.0
+    """The largest serving instance (accelerators) plausible for this type: see
+    :func:`max_instance`."""
 
     def peak_flops(self, precision_bytes: float) -> float:
         """Dense peak for the weight precision: FP8 path when weights are 1 byte or less."""
@@ -139,7 +143,41 @@ def _accel(spec: AcceleratorSpec) -> Accel:
         host_w=_tri(spec.host_w_per_accel),
         host_embodied_kg=host_emb,
         lifetime_s=spec.lifetime_years * SECONDS_PER_YEAR,
+        max_instance=max_instance(spec),
     )
+
+
+# The largest serving instance per accelerator type (docs "Instance size of
+# hosted services"). ESTIMATES from the largest disclosed or sold
+# configurations: DeepSeek's V3/R1 decode instance spans 144 H800 (18 HGX
+# nodes, expert parallelism; `deepseek-infra-2025`), the largest serving
+# instance disclosed on NVLink-node GPUs; a GB200/GB300 NVL72 rack is one
+# 72-GPU NVLink domain; a TPU v5e/v6e pod is 256 chips on one ICI torus
+# (`gcp-tpu-v6e`); a Trn2 UltraServer links 64 Trainium2 chips
+# (`aws-neuron-trainium2`); PCIe cards without NVLink switches serve from one
+# 8-card server; an inf2.48xlarge holds 12 Inferentia2 chips.
+_MAX_INSTANCE_NVLINK_NODES = 144.0
+_MAX_INSTANCE_NVL72 = 72.0
+_MAX_INSTANCE_TPU_POD = 256.0
+_MAX_INSTANCE_TRN2 = 64.0
+_MAX_INSTANCE_PCIE = 8.0
+_MAX_INSTANCE_INF2 = 12.0
+
+
+def max_instance(spec: AcceleratorSpec) -> float:
+    """The largest plausible serving instance of this accelerator type (accelerators)."""
+    ident = f"{spec.id} {spec.form_factor or ''}".lower()
+    if "nvl72" in ident or spec.id.startswith(("gb200", "gb300")):
+        return _MAX_INSTANCE_NVL72
+    if spec.kind == "tpu":
+        return _MAX_INSTANCE_TPU_POD
+    if "trainium" in ident or "trn" in spec.id:
+        return _MAX_INSTANCE_TRN2
+    if "inferentia" in ident:
+        return _MAX_INSTANCE_INF2
+    if spec.kind == "gpu" and ("pcie" in ident or "rtx" in ident or spec.memory_gb < 40):
+        return _MAX_INSTANCE_PCIE
+    return _MAX_INSTANCE_NVLINK_NODES
 
 
 # Last resort when even the default accelerator is missing from the data (a
@@ -155,9 +193,10 @@ _H100_FALLBACK = Accel(
     tdp_w=700.0,
     idle_w=84.0,
     embodied_kg=(164.0, 130.0, 273.0),
-    host_w=(300.0, 150.0, 575.0),
+    host_w=(250.0, 150.0, 575.0),
     host_embodied_kg=(712.0, 360.0, 890.0),
     lifetime_s=4.0 * SECONDS_PER_YEAR,
+    max_instance=_MAX_INSTANCE_NVLINK_NODES,
 )
 
 
@@ -190,22 +229,20 @@ def hardware_plan(
     dep = deployment or Deployment()
     warnings: list[str] = []
 
-    # --- who serves: provider profile, or the user's own machines
+    # --- who serves: the provider's profile fills every field the deployment
+    # leaves unset; only a self-hosted provider id ("local", "vllm"...) means
+    # the user's own machines. Naming an accelerator does not change whose
+    # data centre it is in (docs "Hardware layer").
     prov_name = dep.provider or provider
     prov: ProviderSpec | None = find_provider(prov_name) if prov_name else None
-    if prov_name and prov is None and not dep.accelerator:
+    if prov_name and prov is None and prov_name.lower() not in SELF_HOSTED_PROVIDERS:
         warnings.append(
             f"provider {prov_name!r} is not in otm's data: generic hosted-service assumptions"
         )
     named_self = prov is not None and prov.id in SELF_HOSTED_PROVIDERS
     unnamed_self = prov_name is not None and prov_name.lower() in SELF_HOSTED_PROVIDERS
-    # A deployment that names its accelerator but no provider is the user's own.
-    self_hosted = (
-        named_self or unnamed_self or (dep.accelerator is not None and dep.provider is None)
-    )
-    site_prov = (
-        prov if (prov is not None and (dep.provider is not None or not dep.accelerator)) else None
-    )
+    self_hosted = named_self or unnamed_self
+    site_prov = prov
     if site_prov is None and self_hosted:
         # the user's own machines: the 'local' profile's site factors (PUE 1 for a
         # desk-side box, up to a colocation facility's)

@@ -1,17 +1,18 @@
 """User layer: telemetry -> phases (docs/methodology.md "User layer").
 
 What the client saw, turned into columns the other layers compute on: fresh
-and cached input, output tokens (reasoning included), time to first token,
-and the decode speed, with how it was obtained:
+and cached input, output tokens (hidden reasoning included), time to first
+token, the total duration and the decode speed, with how it was obtained:
 
-* ``itl``: a stream's first and last token times give the inter-token latency;
-* ``latency``: a non-streamed call gives only the total, so the decode time is
-  the total minus an estimated time to first token (wider range);
+* ``itl``: a stream's first and last visible token give the inter-token
+  latency, exactly as :attr:`otm.telemetry.Telemetry.itl_s` defines it
+  (visible tokens only: hidden reasoning is decoded before the first one);
+* ``latency``: a non-streamed call gives only its total duration;
 * ``tokens``: no timing at all, only token counts (widest range).
 
-It also keeps the per-deployment floor: the fastest stream seen for a
-(provider, model, deployment), which bounds how slow the serving engine's
-step can be (docs "Learning the floor").
+It also keeps the per-deployment floor: recent clean stream speeds per
+(provider, model, deployment), whose low quantile bounds how slow the serving
+engine's step can be (docs "Learning the floor").
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "Columns",
     "FloorTracker",
     "columns",
+    "itl_columns",
 ]
 
 METHOD_ITL, METHOD_LATENCY, METHOD_TOKENS = 0, 1, 2
@@ -90,52 +92,84 @@ def _obj(x: Any, n: int) -> np.ndarray:
     return a
 
 
+def _as_telemetry(x: Any) -> Telemetry:
+    if isinstance(x, Telemetry):
+        return x
+    if isinstance(x, Mapping):
+        return Telemetry.model_validate(x)
+    raise TypeError(
+        f"expected Telemetry or a mapping of its fields (snake_case or camelCase), got {type(x).__name__}"
+    )
+
+
 def _from_telemetry(items: Sequence[Telemetry]) -> dict[str, Any]:
     n = len(items)
     cols: dict[str, Any] = {k: np.empty(n) for k in (*_TIME_FIELDS, *_TOKEN_FIELDS)}
+    visible = np.empty(n)
+    itl = np.empty(n)
     prov = np.empty(n, dtype=object)
     model = np.empty(n, dtype=object)
-    streamed = np.zeros(n, dtype=bool)
+    status = np.empty(n, dtype=object)
     nan = np.nan
     st, ft, lt, et = (cols[k] for k in _TIME_FIELDS)
     it, ct, ot, rt = (cols[k] for k in _TOKEN_FIELDS)
     for i, t in enumerate(items):
         prov[i] = t.provider
         model[i] = t.model
-        st[i] = nan if t.start_time is None else t.start_time
-        ft[i] = nan if t.first_token_time is None else t.first_token_time
-        lt[i] = nan if t.last_token_time is None else t.last_token_time
-        et[i] = nan if t.end_time is None else t.end_time
+        status[i] = t.status
+        s0, f0, l0, e0 = t.start_time, t.first_token_time, t.last_token_time, t.end_time
+        st[i] = nan if s0 is None else s0
+        ft[i] = nan if f0 is None else f0
+        lt[i] = nan if l0 is None else l0
+        et[i] = nan if e0 is None else e0
         it[i] = t.input_tokens
         ct[i] = t.cached_input_tokens
         ot[i] = t.output_tokens
         rt[i] = t.reasoning_tokens
-        streamed[i] = t.streamed
+        # the record's own definitions: visible tokens and inter-token latency
+        visible[i] = t.visible_output_tokens
+        x = t.itl_s
+        itl[i] = nan if x is None else x
     cols["provider"] = prov
     cols["model"] = model
-    cols["streamed"] = streamed
-    cols["status"] = np.array([t.status for t in items], dtype=object)
+    cols["status"] = status
+    cols["visible_output_tokens"] = visible
+    cols["itl_s"] = itl
     return cols
 
 
+def itl_columns(decode_s: np.ndarray, visible: np.ndarray, streamed: np.ndarray) -> np.ndarray:
+    """:attr:`Telemetry.itl_s` over columns (NaN where it would be None).
+
+    The columnar twin of the record's property, for logs handed over as
+    arrays; ``tests/test_estimate.py`` checks the two agree record by record.
+    """
+    ok = np.isfinite(decode_s) & (visible >= 2) & (streamed | (decode_s > 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, decode_s / (visible - 1.0), np.nan)
+
+
 def columns(
-    data: Sequence[Telemetry] | Mapping[str, Any],
+    data: Sequence[Telemetry | Mapping[str, Any]] | Mapping[str, Any],
     *,
     min_plausible_itl_s: float,
     min_tokens_for_floor: int,
 ) -> Columns:
-    """Normalise telemetry (objects or a columnar mapping) into :class:`Columns`.
+    """Normalise telemetry into :class:`Columns`.
 
-    A mapping may carry Telemetry's own field names (``start_time``,
-    ``first_token_time``, ``last_token_time``, ``end_time``, token counts,
-    ``streamed``, ``provider``, ``model``) or the derived timings ``ttft_s``,
-    ``decode_s``, ``duration_s`` directly. Scalars broadcast.
+    ``data`` is a sequence of :class:`Telemetry` (or of mappings of its
+    fields, camelCase included), or one columnar mapping: Telemetry's own
+    field names (``start_time``, ``first_token_time``, ``last_token_time``,
+    ``end_time``, token counts, ``streamed``, ``reasoning_streamed``,
+    ``provider``, ``model``), or the derived timings ``ttft_s``, ``decode_s``,
+    ``duration_s`` (and optionally ``itl_s``, ``visible_output_tokens``)
+    directly. Scalars broadcast.
     """
     if isinstance(data, Mapping):
         raw: Mapping[str, Any] = data
         n = _length(raw)
     else:
-        items = list(data)
+        items = [_as_telemetry(x) for x in data]
         n = len(items)
         raw = _from_telemetry(items)
 
@@ -146,7 +180,8 @@ def columns(
     reasoning = np.clip(_num(raw.get("reasoning_tokens"), n, 0.0), 0.0, None)
     reasoning = np.minimum(reasoning, out)
     for a in (inp, cached, out, reasoning):
-        np.nan_to_num(a, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        if not np.isfinite(a).all():
+            np.nan_to_num(a, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
     st = _num(raw.get("start_time"), n)
     ft = _num(raw.get("first_token_time"), n)
@@ -159,33 +194,31 @@ def columns(
     else:
         end = np.where(np.isfinite(lt), lt, et)
         duration = end - st
-    streamed = np.asarray(raw.get("streamed", False), dtype=bool)
-    if streamed.ndim == 0:
-        streamed = np.full(n, bool(streamed))
 
     # negative or non-finite durations are unknown, not errors
     for a in (ttft, decode, duration):
         a[~np.isfinite(a) | (a < 0)] = np.nan
 
-    visible = out - reasoning
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # Hidden reasoning is decoded before the first visible token: the stream
-        # then shows only the visible tokens. If the reasoning could not have
-        # fitted in the time to first token at that speed, it was streamed too.
-        itl_visible = decode / (visible - 1.0)
-        itl_all = decode / (out - 1.0)
-        hidden_fits = reasoning * itl_visible <= np.where(np.isfinite(ttft), ttft, np.inf)
-        use_visible = (reasoning > 0) & (visible >= 2) & hidden_fits
-        itl = np.where(use_visible, itl_visible, itl_all)
-    # a stream with >= 2 tokens whose first and last token differ in time
-    streamish = (streamed | (decode > 0)) & (out >= 2)
-    itl_ok = streamish & np.isfinite(itl) & (itl >= min_plausible_itl_s)
+    if "visible_output_tokens" in raw:
+        visible = np.clip(_num(raw.get("visible_output_tokens"), n, 0.0), 0.0, None)
+        visible = np.minimum(np.nan_to_num(visible, nan=0.0), out)
+    else:
+        # hidden reasoning (openai, gemini) arrives before the first visible
+        # token; streamed reasoning (anthropic thinking) is part of the stream
+        rs = _flag(raw.get("reasoning_streamed", False), n)
+        visible = np.where(rs, out, out - reasoning)
+    if "itl_s" in raw:
+        itl = _num(raw.get("itl_s"), n)
+    else:
+        itl = itl_columns(decode, visible, _flag(raw.get("streamed", False), n))
+
+    itl_ok = np.isfinite(itl) & (itl >= min_plausible_itl_s)
     lat_ok = ~itl_ok & np.isfinite(duration) & (duration > 0) & (out >= 1)
     method = np.where(itl_ok, METHOD_ITL, np.where(lat_ok, METHOD_LATENCY, METHOD_TOKENS)).astype(
         np.int8
     )
     itl = np.where(itl_ok, itl, np.nan)
-    floor_ok = itl_ok & (np.where(use_visible, visible, out) >= min_tokens_for_floor)
+    floor_ok = itl_ok & (visible >= min_tokens_for_floor)
 
     return Columns(
         provider=_obj(raw.get("provider"), n),
@@ -204,6 +237,11 @@ def columns(
     )
 
 
+def _flag(x: Any, n: int) -> np.ndarray:
+    a = np.asarray(x, dtype=bool)
+    return np.full(n, bool(a)) if a.ndim == 0 else a
+
+
 def _length(raw: Mapping[str, Any]) -> int:
     for v in raw.values():
         if isinstance(v, (str, bytes)) or v is None:
@@ -217,45 +255,88 @@ def _length(raw: Mapping[str, Any]) -> int:
     return 1
 
 
-class FloorTracker:
-    """The fastest clean stream seen per deployment key (thread-safe, bounded).
+def _percentile(x: np.ndarray, q: float) -> float:
+    """``np.percentile(x, q)`` (linear interpolation) without its overhead on small arrays."""
+    pos = q / 100.0 * (x.size - 1)
+    i = int(np.floor(pos))
+    j = min(i + 1, x.size - 1)
+    part = np.partition(x, (i, j)) if x.size > 256 else np.sort(x)
+    f = pos - i
+    return float(part[i] * (1.0 - f) + part[j] * f)
 
-    The fastest inter-token latency ever observed for a deployment is an upper
-    bound on its per-step floor: a step can take no longer than the fastest
-    step we saw. The estimator lowers its assumed floor to it, never raises it
-    (a busy service may never show its idle speed).
+
+class FloorTracker:
+    """Recent clean stream speeds per deployment key (thread-safe, bounded).
+
+    The floor of a deployment (its step at one sequence) is learned from the
+    fastest streams it has shown, robustly: only streams that passed the
+    physics' plausibility check are kept, only the most recent ``capacity``
+    per key (older ones age out), and the floor is a low quantile of them,
+    never the minimum, and only once several streams are in
+    (:meth:`floor`). One burst, cached reply or mis-timed record therefore
+    cannot set it.
     """
 
-    def __init__(self, max_keys: int = 4096) -> None:
+    def __init__(self, max_keys: int = 4096, capacity: int = 256) -> None:
         self._lock = threading.Lock()
-        self._floors: OrderedDict[Hashable, float] = OrderedDict()
+        self._seen: OrderedDict[Hashable, np.ndarray] = OrderedDict()
         self._max = max_keys
+        self._cap = capacity
 
-    def get(self, key: Hashable) -> float | None:
+    def samples(self, key: Hashable) -> np.ndarray:
+        """The kept inter-token latencies of ``key``, oldest first (a copy)."""
         with self._lock:
-            v = self._floors.get(key)
-            if v is not None:
-                self._floors.move_to_end(key)
-            return v
+            v = self._seen.get(key)
+            if v is None:
+                return np.empty(0)
+            self._seen.move_to_end(key)
+            return v.copy()
 
-    def observe(self, key: Hashable, itl_s: float) -> None:
-        if not np.isfinite(itl_s) or itl_s <= 0:
+    def observe(self, key: Hashable, itl_s: float | np.ndarray) -> None:
+        """Keep clean stream latencies (seconds); non-finite and non-positive ones are dropped."""
+        a = np.atleast_1d(np.asarray(itl_s, dtype=float))
+        a = a[np.isfinite(a) & (a > 0)]
+        if a.size == 0:
             return
         with self._lock:
-            old = self._floors.get(key)
-            if old is None or itl_s < old:
-                self._floors[key] = float(itl_s)
-            self._floors.move_to_end(key)
-            while len(self._floors) > self._max:
-                self._floors.popitem(last=False)
+            old = self._seen.get(key)
+            new = a if old is None else np.concatenate((old, a))
+            self._seen[key] = new[-self._cap :].copy()
+            self._seen.move_to_end(key)
+            while len(self._seen) > self._max:
+                self._seen.popitem(last=False)
+
+    def floor(
+        self,
+        key: Hashable,
+        extra: np.ndarray | None = None,
+        *,
+        window: int = 64,
+        min_streams: int = 5,
+        quantile: float = 10.0,
+    ) -> tuple[float, int] | None:
+        """(low quantile, streams used) of the last ``window`` kept streams plus ``extra``.
+
+        None until ``min_streams`` streams are available.
+        """
+        kept = self.samples(key)[-window:] if window > 0 else np.empty(0)
+        vals = kept if extra is None or extra.size == 0 else np.concatenate((kept, extra))
+        if vals.size < max(min_streams, 1):
+            return None
+        return _percentile(vals, quantile), int(vals.size)
+
+    def get(self, key: Hashable) -> float | None:
+        """The floor with the default rule (10th percentile of >= 5 recent streams)."""
+        f = self.floor(key)
+        return None if f is None else f[0]
 
     def reset(self) -> None:
         with self._lock:
-            self._floors.clear()
+            self._seen.clear()
 
-    def items(self) -> Iterable[tuple[Hashable, float]]:
+    def items(self) -> Iterable[tuple[Hashable, np.ndarray]]:
         with self._lock:
-            return list(self._floors.items())
+            return [(k, v.copy()) for k, v in self._seen.items()]
 
 
 FLOORS = FloorTracker()

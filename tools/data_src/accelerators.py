@@ -6,13 +6,18 @@ Method notes used below:
   taken as 12 % of TDP. Anchors: H200 80 W idle measured in a vLLM benchmark
   (serialalice, low confidence) = 11 % of 700 W; a CUDA context adds 26-50 W
   over bare idle on HBM GPUs (arXiv:2605.23918).
-* HOST_HGX: host share per GPU in an 8-GPU HGX/DGX server. High bound = the
-  server's maximum input power minus the GPUs at TDP, divided by 8 (DGX H100:
+* HOST_HGX: host share per GPU in an 8-GPU HGX/DGX server, at full GPU load
+  (the estimator scales host power with the accelerators' load above a 50 %
+  floor, docs/methodology.md "Host power"). High bound = the server's maximum
+  input power minus the GPUs at TDP, divided by 8 (DGX H100:
   (10.2 kW - 8 x 700 W) / 8 = 575 W). Low bound = EcoLogits' 1.2 kW per
-  8-GPU server (150 W). Central = about half the high bound, since CPUs, fans
-  and NICs run well below their maximum while GPUs serve (typical DGX H100
-  draw 6.5-8.5 kW, supercluster.blog), and Google's measured Gemini split has
-  host energy at 25/58 = 0.43 of accelerator energy.
+  8-GPU server (150 W). Central = HOST_SERVING.
+* HOST_SERVING: central host power = 0.52 x the accelerator's power at serving
+  load (idle + 0.654 x (TDP - idle)): Google's measured Gemini split has host
+  energy at 25/58 = 0.43 of accelerator energy, and at that load the host
+  curve runs at 0.83 of full (0.43 / 0.83 = 0.52). For the H100 this gives
+  253 W; typical DGX H100 draw (6.5-8.5 kW, supercluster.blog) less the GPUs
+  at TDP gives ~240 W, in agreement.
 * HOST_EMB: the server's embodied emissions excluding GPUs, per GPU:
   Boavizta estimate for an 8x H100 p5.48xlarge-class server, 5,700 kgCO2e
   excluding GPUs (EcoLogits) / 8 = 712 kg; p4de (8x A100) 3,000 / 8 = 375 kg.
@@ -28,8 +33,13 @@ A = dict[str, Any]
 
 IDLE_HBM = "idle_w = 12% of TDP (H200 idle 80 W measured by serialalice = 11%; CUDA context adds 26-50 W over bare idle, arXiv:2605.23918)"
 HOST_HGX = (
-    "host_w_per_accel: high = (server max input - 8 x GPU TDP) / 8; low = EcoLogits 1.2 kW per 8-GPU server / 8 = 150 W; "
-    "central ~ half the high bound (typical server draw well below max; Google's Gemini split puts host at 0.43 x accelerator energy)"
+    "host_w_per_accel (host at full GPU load; otm scales it with load above a 50% floor): high = (server max input - 8 x GPU TDP) / 8; "
+    "low = EcoLogits 1.2 kW per 8-GPU server / 8 = 150 W; central = 0.52 x 487 W = 253 W -> 250 W (see the serving-load rule) "
+    "(cross-check: typical DGX H100 draw 6.5-8.5 kW less 8 x 700 W gives ~240 W per GPU)"
+)
+HOST_SERVING = (
+    "host central = 0.52 x the accelerator's power at serving load (idle + 0.654 x (TDP - idle), otm's fitted u_work): "
+    "Google's Gemini split puts host at 0.43 x accelerator energy, and at that load otm's host curve runs at 0.5 + 0.5 x 0.654 = 0.83 of full"
 )
 HOST_EMB_P5 = "host_embodied: Boavizta p5.48xlarge-class server excl. GPUs 5,700 kgCO2e / 8 GPUs (EcoLogits), range 50-125%"
 HOST_EMB_P4 = "host_embodied: Boavizta p4de-class server excl. GPUs 3,000 kgCO2e / 8 GPUs (EcoLogits), range 50-130%"
@@ -64,7 +74,7 @@ ACCELERATORS: list[A] = [
         "tdp_w": 400,
         "idle_w": 48,
         "embodied_kgco2e": (143, 100, 318),
-        "host_w_per_accel": (220, 150, 412),
+        "host_w_per_accel": (150, 150, 412),
         "host_embodied_kgco2e": (375, 190, 490),
         "lifetime_years": 4.0,
         "year": 2020,
@@ -75,6 +85,7 @@ ACCELERATORS: list[A] = [
             "chien-2023",
             "nvidia-dgx-a100-guide",
             "idle-vram-2026",
+            "google-gemini-impact-2025",
         ],
         "estimated": True,
         "estimated_fields": [
@@ -86,9 +97,10 @@ ACCELERATORS: list[A] = [
         "method": _method(
             IDLE_HBM,
             "embodied: Boavizta 143 kg (EcoLogits <=0.8) central, high = Chien et al. 318 kg per GPU incl. server share",
-            "host: DGX A100 6.5 kW max - 8 x 400 W = 412 W per GPU high; central 220 W",
+            "host: DGX A100 6.5 kW max - 8 x 400 W = 412 W per GPU high; central: 0.52 x 278 W = 145 W, raised to EcoLogits' 150 W per GPU (the low bound)",
             HOST_EMB_P4,
             LIFE,
+            HOST_SERVING,
         ),
         "notes": "PCIe 40GB variant (250 W) resolves here for want of its own row.",
     },
@@ -114,7 +126,7 @@ ACCELERATORS: list[A] = [
         "tdp_w": 400,
         "idle_w": 48,
         "embodied_kgco2e": (150, 100, 318),
-        "host_w_per_accel": (220, 150, 412),
+        "host_w_per_accel": (150, 150, 412),
         "host_embodied_kgco2e": (375, 190, 490),
         "lifetime_years": 4.0,
         "year": 2020,
@@ -124,6 +136,7 @@ ACCELERATORS: list[A] = [
             "ecologits-methodology",
             "chien-2023",
             "nvidia-dgx-a100-guide",
+            "google-gemini-impact-2025",
         ],
         "estimated": True,
         "estimated_fields": [
@@ -135,9 +148,10 @@ ACCELERATORS: list[A] = [
         "method": _method(
             IDLE_HBM,
             "embodied: Boavizta 143 kg for A100 80GB (EcoLogits) +5% for the 80 GB HBM2e; high = Chien et al. 318 kg",
-            "host: DGX A100 6.5 kW max - 8 x 400 W = 412 W per GPU high",
+            "host: DGX A100 6.5 kW max - 8 x 400 W = 412 W per GPU high; central: 0.52 x 278 W = 145 W, raised to EcoLogits' 150 W per GPU (the low bound)",
             HOST_EMB_P4,
             LIFE,
+            HOST_SERVING,
         ),
     },
     {
@@ -273,7 +287,7 @@ ACCELERATORS: list[A] = [
         "tdp_w": 700,
         "idle_w": 84,
         "embodied_kgco2e": (164, 130, 273),
-        "host_w_per_accel": (300, 150, 575),
+        "host_w_per_accel": (250, 150, 575),
         "host_embodied_kgco2e": (712, 360, 890),
         "lifetime_years": 4.0,
         "year": 2022,
@@ -286,6 +300,7 @@ ACCELERATORS: list[A] = [
             "ecologits-code",
             "nvidia-hgx-b200-embodied",
             "idle-vram-2026",
+            "google-gemini-impact-2025",
         ],
         "estimated": True,
         "estimated_fields": ["idle_w", "host_w_per_accel", "host_embodied_kgco2e"],
@@ -295,6 +310,7 @@ ACCELERATORS: list[A] = [
             HOST_EMB_P5,
             "embodied 164 kg per GPU = NVIDIA HGX H100 PCF summary used by EcoLogits docs; high 273 kg = EcoLogits >=0.10 code constant",
             LIFE,
+            HOST_SERVING,
         ),
         "notes": "FP8 dense = 3,958 sparse / 2. 700 W is configurable.",
     },
@@ -381,7 +397,7 @@ ACCELERATORS: list[A] = [
         "tdp_w": 700,
         "idle_w": 84,
         "embodied_kgco2e": (164, 130, 273),
-        "host_w_per_accel": (300, 150, 575),
+        "host_w_per_accel": (250, 150, 575),
         "host_embodied_kgco2e": (712, 360, 890),
         "lifetime_years": 4.0,
         "year": 2023,
@@ -390,6 +406,7 @@ ACCELERATORS: list[A] = [
             "deepseek-infra-2025",
             "nvidia-dgx-h100-guide",
             "ecologits-methodology",
+            "google-gemini-impact-2025",
         ],
         "estimated": True,
         "estimated_fields": [
@@ -405,6 +422,7 @@ ACCELERATORS: list[A] = [
             HOST_EMB_P5,
             "embodied as H100 SXM",
             LIFE,
+            HOST_SERVING,
         ),
     },
     {
@@ -429,7 +447,7 @@ ACCELERATORS: list[A] = [
         "tdp_w": 700,
         "idle_w": 80,
         "embodied_kgco2e": (185, 140, 300),
-        "host_w_per_accel": (300, 150, 575),
+        "host_w_per_accel": (250, 150, 575),
         "host_embodied_kgco2e": (712, 360, 890),
         "lifetime_years": 4.0,
         "year": 2024,
@@ -439,6 +457,7 @@ ACCELERATORS: list[A] = [
             "serialalice-bench",
             "nvidia-dgx-h100-guide",
             "ecologits-methodology",
+            "google-gemini-impact-2025",
         ],
         "estimated": True,
         "estimated_fields": [
@@ -453,6 +472,7 @@ ACCELERATORS: list[A] = [
             HOST_HGX,
             HOST_EMB_P5,
             LIFE,
+            HOST_SERVING,
         ),
         "notes": "Same GH100 compute as H100; 6 HBM3e stacks. NVL/PCIe variant 600 W.",
     },
@@ -470,11 +490,16 @@ ACCELERATORS: list[A] = [
         "tdp_w": 400,
         "idle_w": 48,
         "embodied_kgco2e": (164, 120, 280),
-        "host_w_per_accel": (250, 120, 575),
+        "host_w_per_accel": (145, 120, 575),
         "host_embodied_kgco2e": (712, 360, 890),
         "lifetime_years": 4.0,
         "year": 2024,
-        "sources": ["h20-tweaktown", "ecologits-methodology", "otm-estimate"],
+        "sources": [
+            "h20-tweaktown",
+            "ecologits-methodology",
+            "otm-estimate",
+            "google-gemini-impact-2025",
+        ],
         "estimated": True,
         "estimated_fields": [
             "idle_w",
@@ -485,9 +510,10 @@ ACCELERATORS: list[A] = [
         "method": _method(
             IDLE_HBM,
             "embodied as H100 (same package class, 96 GB HBM3)",
-            "host: HGX-class 8-GPU server as H100, central lowered for the lower GPU power",
+            "host: HGX-class 8-GPU server as H100; central: 0.52 x 278 W = 145 W",
             HOST_EMB_P5,
             LIFE,
+            HOST_SERVING,
         ),
         "notes": "China export part: cut-down compute, full memory bandwidth.",
     },
@@ -507,7 +533,7 @@ ACCELERATORS: list[A] = [
         "tdp_w": 1000,
         "idle_w": 120,
         "embodied_kgco2e": (280, 200, 400),
-        "host_w_per_accel": (400, 200, 790),
+        "host_w_per_accel": (360, 200, 790),
         "host_embodied_kgco2e": (800, 400, 1100),
         "lifetime_years": 4.0,
         "year": 2025,
@@ -517,6 +543,7 @@ ACCELERATORS: list[A] = [
             "dgx-b200-register",
             "serialalice-bench",
             "ecologits-methodology",
+            "google-gemini-impact-2025",
         ],
         "estimated": True,
         "estimated_fields": [
@@ -528,9 +555,10 @@ ACCELERATORS: list[A] = [
         "method": _method(
             IDLE_HBM,
             "embodied: NVIDIA gives HGX B200 0.50 vs HGX H100 0.66 gCO2e per exaFLOP (FP16); 164 kg x (2250/989 FLOPS) x 0.76 = 283 kg",
-            "host: DGX B200 ~14.3 kW max - 8 x 1000 W = 790 W per GPU high; central ~half",
+            "host: DGX B200 ~14.3 kW max - 8 x 1000 W = 790 W per GPU high; central: 0.52 x 695 W = 361 W",
             "host_embodied: p5-class server scaled +12% for the larger chassis",
             LIFE,
+            HOST_SERVING,
         ),
         "notes": "NVIDIA's HGX B200 blog gives 180 GB HBM3e per GPU (192 GB physical).",
     },
@@ -556,11 +584,17 @@ ACCELERATORS: list[A] = [
         "tdp_w": 1100,
         "idle_w": 132,
         "embodied_kgco2e": (320, 220, 480),
-        "host_w_per_accel": (420, 200, 800),
+        "host_w_per_accel": (400, 200, 800),
         "host_embodied_kgco2e": (800, 400, 1100),
         "lifetime_years": 4.0,
         "year": 2025,
-        "sources": ["nvidia-gb300", "lockwood-b200", "nvidia-hgx-b200-embodied", "otm-estimate"],
+        "sources": [
+            "nvidia-gb300",
+            "lockwood-b200",
+            "nvidia-hgx-b200-embodied",
+            "otm-estimate",
+            "google-gemini-impact-2025",
+        ],
         "estimated": True,
         "estimated_fields": [
             "tdp_w",
@@ -576,8 +610,9 @@ ACCELERATORS: list[A] = [
             "FP8 mostly); HGX B300 TDP ~1,100 W (secondary)",
             IDLE_HBM,
             "embodied: B200 estimate +15% for 12-high HBM3e stacks",
-            "host: as B200",
+            "host: as B200; central: 0.52 x 765 W = 398 W",
             LIFE,
+            HOST_SERVING,
         ),
     },
     {
@@ -892,7 +927,7 @@ ACCELERATORS: list[A] = [
         "tdp_w": 220,
         "idle_w": 66,
         "embodied_kgco2e": (60, 30, 150),
-        "host_w_per_accel": (95, 45, 200),
+        "host_w_per_accel": (85, 45, 200),
         "host_embodied_kgco2e": (200, 100, 450),
         "lifetime_years": 4.0,
         "year": 2023,
@@ -909,9 +944,10 @@ ACCELERATORS: list[A] = [
             "power not published: 220 W (range 150-300) by scaling TPU v4 (275 TFLOPS at 170-192 W) to v5e's 197 TFLOPS "
             "with one TensorCore and a newer node, and allowing for its 2x perf/$ positioning",
             "idle 30% of TDP (TPU v4 measured min/max ratio 0.47 is under load)",
-            "host = 0.43 x chip power (Google's Gemini energy split)",
+            "host: 0.52 x 167 W serving power = 87 W (Google's Gemini energy split)",
             "embodied: smaller die, 16 GB HBM2",
             LIFE,
+            HOST_SERVING,
         ),
     },
     {
@@ -928,7 +964,7 @@ ACCELERATORS: list[A] = [
         "tdp_w": 450,
         "idle_w": 135,
         "embodied_kgco2e": (150, 80, 300),
-        "host_w_per_accel": (190, 90, 400),
+        "host_w_per_accel": (180, 90, 400),
         "host_embodied_kgco2e": (300, 150, 600),
         "lifetime_years": 4.0,
         "year": 2023,
@@ -944,9 +980,10 @@ ACCELERATORS: list[A] = [
         "method": _method(
             "power not published: 450 W (range 350-600) scaled from TPU v4 by compute (1.7x) at modest perf/W gain",
             "idle 30% of TDP",
-            "host = 0.43 x chip power",
+            "host: 0.52 x 341 W serving power = 177 W",
             "embodied: large die + 95 GB HBM2e, scaled from H100",
             LIFE,
+            HOST_SERVING,
         ),
         "notes": "FP8 runs at the BF16 rate (no native FP8 speed-up).",
     },
@@ -973,7 +1010,7 @@ ACCELERATORS: list[A] = [
         "tdp_w": 400,
         "idle_w": 120,
         "embodied_kgco2e": (100, 50, 200),
-        "host_w_per_accel": (170, 80, 350),
+        "host_w_per_accel": (160, 80, 350),
         "host_embodied_kgco2e": (250, 120, 500),
         "lifetime_years": 4.0,
         "year": 2024,
@@ -990,9 +1027,10 @@ ACCELERATORS: list[A] = [
             "power not published: 400 W (range 300-600); Google claims 67% better energy efficiency than v5e, which with 4.7x the "
             "compute of v5e implies ~2.8x v5e's power before allowing for lower utilisation; bounded by air-cooled 256-chip pods",
             "idle 30% of TDP",
-            "host = 0.43 x chip power",
+            "host: 0.52 x 303 W serving power = 158 W",
             "embodied: 32 GB HBM, mid-size die",
             LIFE,
+            HOST_SERVING,
         ),
     },
     {
@@ -1169,11 +1207,16 @@ ACCELERATORS: list[A] = [
         "tdp_w": 750,
         "idle_w": 90,
         "embodied_kgco2e": (250, 150, 400),
-        "host_w_per_accel": (300, 150, 575),
+        "host_w_per_accel": (270, 150, 575),
         "host_embodied_kgco2e": (712, 360, 890),
         "lifetime_years": 4.0,
         "year": 2023,
-        "sources": ["amd-mi300-notes", "ecologits-methodology", "otm-estimate"],
+        "sources": [
+            "amd-mi300-notes",
+            "ecologits-methodology",
+            "otm-estimate",
+            "google-gemini-impact-2025",
+        ],
         "estimated": True,
         "estimated_fields": [
             "idle_w",
@@ -1184,9 +1227,10 @@ ACCELERATORS: list[A] = [
         "method": _method(
             IDLE_HBM,
             "embodied: 8 HBM3 stacks + chiplets, H100's 164 kg scaled by memory and silicon",
-            "host: 8-OAM platform as HGX H100",
+            "host: 8-OAM platform as HGX H100; central: 0.52 x 522 W = 271 W",
             HOST_EMB_P5,
             LIFE,
+            HOST_SERVING,
         ),
     },
     {

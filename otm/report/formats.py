@@ -195,21 +195,7 @@ def render_markdown(s: Summary) -> str:
             "Water (mL)",
             "p50 latency",
         ],
-        [
-            [
-                m.model,
-                ", ".join(m.providers),
-                fmt_int(m.totals.requests),
-                fmt_int(m.totals.output_tokens),
-                _cell(m.totals.energy_wh),
-                _cell(m.energy_per_request_wh),
-                _cell(m.energy_per_1k_output_wh),
-                _cell(m.totals.carbon_g),
-                _cell(m.totals.water_ml),
-                fmt_seconds(m.latency_s.get("p50")),
-            ]
-            for m in s.by_model
-        ],
+        [m.table_row(_cell) for m in s.by_model],
         align="ll",
     )
     lines += [""]

@@ -15,14 +15,14 @@ import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from otm.impact import Range
 from otm.report.ranges import RangeSum
 from otm.report.rows import Row
-from otm.report.units import fmt, fmt_int, scale_for, sig
+from otm.report.units import fmt, fmt_int, fmt_seconds, scale_for, sig
 
 PERCENTILES = (50, 90, 99)
 LATENCY_SAMPLE = 20_000
@@ -236,6 +236,21 @@ class ModelStats:
     carbon_per_request_g: Range | None
     water_per_request_ml: Range | None
     latency_s: dict[str, float | None]
+
+    def table_row(self, cell: Callable[[Range | None], str]) -> list[str]:
+        """The model's row of the per-model tables (Markdown, HTML), ranges drawn by ``cell``."""
+        return [
+            self.model,
+            ", ".join(self.providers),
+            fmt_int(self.totals.requests),
+            fmt_int(self.totals.output_tokens),
+            cell(self.totals.energy_wh),
+            cell(self.energy_per_request_wh),
+            cell(self.energy_per_1k_output_wh),
+            cell(self.totals.carbon_g),
+            cell(self.totals.water_ml),
+            fmt_seconds(self.latency_s.get("p50")),
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -40,7 +40,29 @@ _EXPORTS: dict[str, str] = {
     "register_region": "otm.data",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "Deployment",
+    "Impact",
+    "Range",
+    "Record",
+    "Telemetry",
+    "__version__",
+    "configure",
+    "estimate",
+    "estimate_many",
+    "experiment",
+    "instrument",
+    "last_run",
+    "on_record",
+    "register_accelerator",
+    "register_model",
+    "register_provider",
+    "register_region",
+    "settings",
+    "track",
+    "uninstrument",
+    "wrap",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -9,7 +9,7 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def fake_server() -> Iterator["object"]:
+def fake_server() -> Iterator[object]:
     """One stdlib HTTP server on 127.0.0.1 speaking openai, anthropic and gemini (real SSE)."""
     from otm.testing.server import FakeProviderServer, Scenario
 
@@ -22,7 +22,7 @@ def fake_server() -> Iterator["object"]:
 
 
 @pytest.fixture()
-def server(fake_server: "object") -> Iterator["object"]:
+def server(fake_server: object) -> Iterator[object]:
     """The session server with its default scenario restored after the test."""
     from otm.testing.server import Scenario
 
@@ -32,7 +32,7 @@ def server(fake_server: "object") -> Iterator["object"]:
 
 
 @pytest.fixture()
-def records() -> Iterator[list["object"]]:
+def records() -> Iterator[list[object]]:
     """Every record emitted during the test, in order."""
     import otm
 

@@ -48,3 +48,11 @@ def test_estimate_stays_callable_after_its_subpackage_is_imported() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["Impact", "Impact"]
+
+
+def test_all_lists_every_public_name() -> None:
+    import otm
+
+    assert set(otm.__all__) == set(otm._EXPORTS) | {"__version__"}
+    for name in otm.__all__:
+        assert getattr(otm, name) is not None

@@ -23,7 +23,9 @@ from typing import Any
 
 # Each offline call: (label, provider SDK, model, scenario overrides). Token
 # counts and timings are what the fake server will do; otm measures them.
-_PROMPT = [{"role": "user", "content": "In two sentences, why does inference energy depend on batch size?"}]
+# Typed loosely on purpose: the same message list goes to the openai and the
+# anthropic SDKs, whose TypedDicts differ.
+_PROMPT: Any = [{"role": "user", "content": "In two sentences, why does inference energy depend on batch size?"}]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

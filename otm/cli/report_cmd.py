@@ -141,12 +141,12 @@ def _print_summary(summary: Any) -> None:
 
 
 def _print_rich(s: Any) -> None:
+    import shutil
+
     from rich.console import Console
     from rich.table import Table
 
     from otm.report.units import fmt, fmt_int, fmt_range, fmt_seconds, sig
-
-    import shutil
 
     # Not a terminal (CI logs, pipes): rich would fall back to 80 columns and
     # cut model names; use the real width, at least 120.

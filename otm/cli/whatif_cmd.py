@@ -112,7 +112,7 @@ def compute(
     from otm.deployment import Deployment
     from otm.estimate import estimate_many
 
-    def totals(**kw: Any) -> dict[str, float]:
+    def totals(**kw: Any) -> dict[str, Any]:
         t = estimate_many(tels, learn_floor=False, **kw).totals()
         return {
             "energy_wh": t.energy_wh.value,
@@ -137,22 +137,22 @@ def compute(
 
     region_rows = []
     for code in regions:
-        spec = find_region(code)
-        if spec is None:
+        region = find_region(code)
+        if region is None:
             continue
         row = totals(region=code)
-        row.update(region=code, name=spec.name, grid_gco2e_per_kwh=spec.gco2e_per_kwh)
+        row.update(region=code, name=region.name, grid_gco2e_per_kwh=region.gco2e_per_kwh)
         region_rows.append(row)
     region_rows.sort(key=lambda r: r["carbon_g"])
 
     hw_rows = []
     fixed_region = next((r for r, _ in own_settings if r), None)
     for name in accelerators:
-        spec = find_accelerator(name)
-        if spec is None:
+        acc = find_accelerator(name)
+        if acc is None:
             continue
-        row = totals(deployment=Deployment(accelerator=spec.id, region=fixed_region))
-        row.update(accelerator=spec.name)
+        row = totals(deployment=Deployment(accelerator=acc.id, region=fixed_region))
+        row.update(accelerator=acc.name)
         hw_rows.append(row)
     hw_rows.sort(key=lambda r: r["energy_wh"])
 

@@ -103,7 +103,7 @@ def figure_breakdown(summary: Summary) -> Any:
         ("water", summary.water_breakdown_ml),
     )
     fig, ax = plt.subplots(figsize=(9, 3))
-    for row, (label, parts) in enumerate(groups):
+    for row, (_label, parts) in enumerate(groups):
         total = sum(parts.values()) or 1.0
         left = 0.0
         for key, value in parts.items():

@@ -2,8 +2,8 @@
 
 A run is a collector (see ``otm.events``): while the decorated function runs,
 it is pushed onto the context's scope, so every call started in that context
-(threads started with a copied context, asyncio tasks, ``run_in_executor``)
-is delivered to it. Nested runs each receive the calls of the inner ones.
+(asyncio tasks, ``asyncio.to_thread``, threads started with a copied
+context) is delivered to it. Nested runs each receive the calls of the inner ones.
 
 Generators need care: their body runs only between resumptions, and code
 between two ``yield``s belongs to the consumer. The scope is therefore set on

@@ -870,18 +870,17 @@ def _make_async_stream_class(base: Any, observe: Observer) -> type:
     return type(base.__name__, (base,), ns)
 
 
-class SyncStreamProxy:
-    """A generator-like wrapper for SDKs that return bare generators (google-genai).
+class _StreamProxy:
+    """What the generator-like wrappers share: state, the lazy start, the end on close.
 
-    Behaves like the generator for the user (iteration, ``next``, ``send``,
-    ``throw``, ``close``) and carries ``.otm`` once the stream ends. The clock
-    starts at the first ``next()``, because such generators send no request
-    before they are first advanced.
+    SDKs that return bare generators (google-genai) send no request before the
+    generator is first advanced, so the clock starts at the first ``next()``
+    and a wrapper dropped or closed before that records nothing.
     """
 
     __slots__ = ("__weakref__", "_call", "_gen", "_observe", "_started", "otm")
 
-    def __init__(self, gen: Iterator[Any], call: Call, observe: Observer) -> None:
+    def __init__(self, gen: Any, call: Call, observe: Observer) -> None:
         self._gen = gen
         self._call = call
         self._observe = observe
@@ -889,11 +888,7 @@ class SyncStreamProxy:
         self.otm: Record | None = None
         call.streamed = True
         call.hold(self)
-        # The GC finaliser is registered at the first next(): a generator that is
-        # never advanced sent no request, so dropping it records nothing.
-
-    def __iter__(self) -> SyncStreamProxy:
-        return self
+        # The GC finaliser is registered at the first next(): see _start.
 
     def _start(self) -> None:
         self._started = True
@@ -901,6 +896,29 @@ class SyncStreamProxy:
         call.start_wall = _wall()
         call.t0 = _perf()
         call.finalise_on_gc(self)
+
+    def _closed(self) -> None:
+        if self._started:
+            self._call.finish("abandoned")
+        else:
+            # Never advanced: no request was sent, so there is nothing to record.
+            self._call.status = "never-started"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._gen, name)
+
+    def __repr__(self) -> str:
+        return f"<otm {type(self).__name__} of {self._gen!r}>"
+
+
+class SyncStreamProxy(_StreamProxy):
+    """A generator-like wrapper for bare generators: iteration, ``next``, ``send``,
+    ``throw``, ``close``; carries ``.otm`` once the stream ends."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> SyncStreamProxy:
+        return self
 
     def __next__(self) -> Any:
         if not self._started:
@@ -923,10 +941,10 @@ class SyncStreamProxy:
     def send(self, value: Any) -> Any:
         if value is None:
             return self.__next__()
-        return self._gen.send(value)  # type: ignore[attr-defined]
+        return self._gen.send(value)
 
     def throw(self, *args: Any) -> Any:
-        return self._gen.throw(*args)  # type: ignore[attr-defined]
+        return self._gen.throw(*args)
 
     def close(self) -> None:
         try:
@@ -934,46 +952,21 @@ class SyncStreamProxy:
             if close is not None:
                 close()
         finally:
-            if self._started:
-                self._call.finish("abandoned")
-            else:
-                # Never advanced: no request was sent, so there is nothing to record.
-                self._call.status = "never-started"
-                if self._call._finalizer is not None:
-                    self._call._finalizer.detach()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._gen, name)
-
-    def __repr__(self) -> str:
-        return f"<otm stream proxy of {self._gen!r}>"
+            self._closed()
 
 
-class AsyncStreamProxy:
+class AsyncStreamProxy(_StreamProxy):
     """The async twin of :class:`SyncStreamProxy` (``async for``, ``__anext__``, ``aclose``)."""
 
-    __slots__ = ("__weakref__", "_call", "_gen", "_observe", "_started", "otm")
-
-    def __init__(self, gen: AsyncIterator[Any], call: Call, observe: Observer) -> None:
-        self._gen = gen
-        self._call = call
-        self._observe = observe
-        self._started = False
-        self.otm: Record | None = None
-        call.streamed = True
-        call.hold(self)
-        # GC finaliser registered at the first __anext__ (see SyncStreamProxy).
+    __slots__ = ()
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self
 
     async def __anext__(self) -> Any:
-        call = self._call
         if not self._started:
-            self._started = True
-            call.start_wall = _wall()
-            call.t0 = _perf()
-            call.finalise_on_gc(self)
+            self._start()
+        call = self._call
         try:
             item = await self._gen.__anext__()
         except StopAsyncIteration:
@@ -991,10 +984,10 @@ class AsyncStreamProxy:
     async def asend(self, value: Any) -> Any:
         if value is None:
             return await self.__anext__()
-        return await self._gen.asend(value)  # type: ignore[attr-defined]
+        return await self._gen.asend(value)
 
     async def athrow(self, *args: Any) -> Any:
-        return await self._gen.athrow(*args)  # type: ignore[attr-defined]
+        return await self._gen.athrow(*args)
 
     async def aclose(self) -> None:
         try:
@@ -1002,18 +995,7 @@ class AsyncStreamProxy:
             if aclose is not None:
                 await aclose()
         finally:
-            if self._started:
-                self._call.finish("abandoned")
-            else:
-                self._call.status = "never-started"
-                if self._call._finalizer is not None:
-                    self._call._finalizer.detach()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._gen, name)
-
-    def __repr__(self) -> str:
-        return f"<otm async stream proxy of {self._gen!r}>"
+            self._closed()
 
 
 # --------------------------------------------------------------------------- call wrappers

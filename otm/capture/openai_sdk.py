@@ -985,28 +985,35 @@ def _swap_manager(manager: Any) -> Any:
 # --------------------------------------------------------------------------- begin (per method)
 
 
-def _begin_chat(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
-    streamed = kwargs.get("stream") is True
-    model = kwargs.get("model")
-    call = _new_call(instance, "chat", model, streamed)
-    if streamed:
-        stream_options = kwargs.get("stream_options")
-        if _given(stream_options):
-            usage_expected = isinstance(stream_options, Mapping) and bool(
-                stream_options.get("include_usage")
-            )
-        elif options.request_usage:
-            kwargs["stream_options"] = {"include_usage": True}
-            usage_expected = True
-        else:
-            usage_expected = False
-        if options.capture_prompts or (not usage_expected and core.tokenizer_available(model)):
-            call.text_parts = []
-    _keep_request(call, kwargs)
-    return call
+def _begin_stream_options(operation: str) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], Call]:
+    """Chat and legacy completions: streams carry usage only with ``include_usage``."""
+
+    def begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+        streamed = kwargs.get("stream") is True
+        model = kwargs.get("model")
+        call = _new_call(instance, operation, model, streamed)
+        if streamed:
+            stream_options = kwargs.get("stream_options")
+            if _given(stream_options):
+                usage_expected = isinstance(stream_options, Mapping) and bool(
+                    stream_options.get("include_usage")
+                )
+            elif options.request_usage:
+                kwargs["stream_options"] = {"include_usage": True}
+                usage_expected = True
+            else:
+                usage_expected = False
+            if options.capture_prompts or (not usage_expected and core.tokenizer_available(model)):
+                call.text_parts = []
+        _keep_request(call, kwargs)
+        return call
+
+    return begin
 
 
-def _begin_parse(operation: str) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], Call]:
+def _begin_plain(operation: str) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], Call]:
+    """Calls that never stream (parse, embeddings)."""
+
     def begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
         call = _new_call(instance, operation, kwargs.get("model"), False)
         _keep_request(call, kwargs)
@@ -1032,33 +1039,6 @@ def _begin_responses_retrieve(
     call = _new_call(instance, "responses", None, True)
     if options.capture_prompts:
         call.text_parts = []
-    return call
-
-
-def _begin_embeddings(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
-    call = _new_call(instance, "embeddings", kwargs.get("model"), False)
-    _keep_request(call, kwargs)
-    return call
-
-
-def _begin_completion(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
-    streamed = kwargs.get("stream") is True
-    model = kwargs.get("model")
-    call = _new_call(instance, "completion", model, streamed)
-    if streamed:
-        stream_options = kwargs.get("stream_options")
-        if _given(stream_options):
-            usage_expected = isinstance(stream_options, Mapping) and bool(
-                stream_options.get("include_usage")
-            )
-        elif options.request_usage:
-            kwargs["stream_options"] = {"include_usage": True}
-            usage_expected = True
-        else:
-            usage_expected = False
-        if options.capture_prompts or (not usage_expected and core.tokenizer_available(model)):
-            call.text_parts = []
-    _keep_request(call, kwargs)
     return call
 
 
@@ -1103,13 +1083,13 @@ def targets() -> list[tuple[type, str, Callable[..., Any]]]:
         add(sync_cls, name, make_sync_wrapper(where, begin, _complete))
         add(async_cls, name, make_async_wrapper(where, begin, _complete))
 
-    pair("chat", "create", _begin_chat, "openai.chat.create")
-    pair("chat", "parse", _begin_parse("chat"), "openai.chat.parse")
+    pair("chat", "create", _begin_stream_options("chat"), "openai.chat.create")
+    pair("chat", "parse", _begin_plain("chat"), "openai.chat.parse")
     pair("responses", "create", _begin_responses, "openai.responses.create")
-    pair("responses", "parse", _begin_parse("responses"), "openai.responses.parse")
+    pair("responses", "parse", _begin_plain("responses"), "openai.responses.parse")
     pair("responses", "retrieve", _begin_responses_retrieve, "openai.responses.retrieve")
-    pair("embeddings", "create", _begin_embeddings, "openai.embeddings.create")
-    pair("completion", "create", _begin_completion, "openai.completions.create")
+    pair("embeddings", "create", _begin_plain("embeddings"), "openai.embeddings.create")
+    pair("completion", "create", _begin_stream_options("completion"), "openai.completions.create")
     # The .stream() helpers: sync methods (also on the async resources) that
     # return a context manager; the request starts in its __enter__/__aenter__.
     for key in ("chat", "responses"):

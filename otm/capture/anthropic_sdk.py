@@ -43,6 +43,7 @@ from otm.capture.core import (
     make_sync_wrapper,
     options,
     provider_from_host,
+    settings_keys_of,
     stream_call,
 )
 
@@ -76,12 +77,8 @@ def detect_provider(client: Any) -> str:
 
 
 def settings_keys(client: Any) -> list[object]:
-    """The client itself, and its HTTP client (shared by ``with_options()`` copies)."""
-    keys: list[object] = [client]
-    http = getattr(client, "_client", None)
-    if http is not None:
-        keys.append(http)
-    return keys
+    """The client, and its HTTP client (shared by ``with_options()``/``copy()`` copies)."""
+    return settings_keys_of(client)
 
 
 def targets() -> list[tuple[type, str, Callable[..., Any]]]:

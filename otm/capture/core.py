@@ -96,6 +96,16 @@ def _lookup_settings(key: Any) -> ClientSettings | None:
     return found
 
 
+def settings_keys_of(client: Any, inner: str = "_client") -> list[object]:
+    """What ``wrap()`` keys a client's settings on: the client, and the inner
+    object its resources reach it through or its copies share (``inner``)."""
+    keys: list[object] = [client]
+    obj = getattr(client, inner, None)
+    if obj is not None:
+        keys.append(obj)
+    return keys
+
+
 def get_client_settings(client: Any) -> ClientSettings | None:
     """The settings ``wrap()`` fixed for ``client``, or for the HTTP client it shares
     with its ``with_options()``/``copy()`` copies (openai, anthropic: ``_client``)."""

@@ -45,6 +45,7 @@ from otm.capture.core import (
     make_sync_wrapper,
     options,
     provider_from_host,
+    settings_keys_of,
 )
 
 PROVIDER = "google"
@@ -85,11 +86,7 @@ def detect_provider(client: Any) -> str:
 
 def settings_keys(client: Any) -> list[object]:
     """The client and its API client: ``Models``/``AsyncModels`` hold the latter, not the client."""
-    keys: list[object] = [client]
-    api = getattr(client, "_api_client", None)
-    if api is not None:
-        keys.append(api)
-    return keys
+    return settings_keys_of(client, "_api_client")
 
 
 def targets() -> list[tuple[type, str, Callable[..., Any]]]:

@@ -112,11 +112,7 @@ def owns(client: Any) -> bool:
 
 def settings_keys(client: Any) -> list[object]:
     """The client, and its HTTP client (shared by ``with_options()``/``copy()`` copies)."""
-    keys: list[object] = [client]
-    http = getattr(client, "_client", None)
-    if http is not None:
-        keys.append(http)
-    return keys
+    return core.settings_keys_of(client)
 
 
 # --------------------------------------------------------------------------- small helpers

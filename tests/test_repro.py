@@ -1,0 +1,31 @@
+"""The development set-up is reproducible: README and CI install from the committed lock."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_readme_and_ci_install_with_the_lock() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    setup = next(ln for ln in readme.splitlines() if ln.startswith("python3 -m venv .venv"))
+    assert 'pip install -c constraints.txt -e ".[all,dev]"' in setup and "otm demo" in setup
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    installs = [ln for ln in ci.splitlines() if "pip install" in ln]
+    assert installs and all("-c constraints.txt" in ln for ln in installs), installs
+
+
+def test_lock_pins_every_sdk_exactly() -> None:
+    pins: dict[str, str] = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r"([a-z0-9][a-z0-9-]*)==([\w.+!-]+)", line)
+        assert m, f"not a canonical exact pin: {line!r}"
+        assert m.group(1) not in pins, f"pinned twice: {m.group(1)}"
+        pins[m.group(1)] = m.group(2)
+    for dist in ("openai", "anthropic", "google-genai", "httpx2", "pydantic", "numpy", "pip"):
+        assert dist in pins, dist
+    assert "otm" not in pins

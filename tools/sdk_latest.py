@@ -27,13 +27,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SDKS = ("openai", "anthropic", "google-genai")
-# a test drives an SDK when it imports one (or skips without it)
+# a test drives an SDK when it imports one (or skips without it), or the fake provider server
 _USES_SDK = re.compile(
     r"^\s*(import (openai|anthropic)\b|from google import genai|from (openai|anthropic|google\.genai)\b)"
-    r"|importorskip\(\"(openai|anthropic|google)",
+    r"|importorskip\(\"(openai|anthropic|google)|from otm\.testing\.server import",
     re.M,
 )
-ALWAYS = ("tests/test_cli_demo_whatif.py",)  # `otm demo` drives all three SDKs
+# `otm demo` and the examples drive all three SDKs
+ALWAYS = ("tests/test_cli_demo_whatif.py", "tests/test_examples.py")
 
 
 def sdk_tests() -> list[str]:
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         tests = ["tests"] if args.all else sdk_tests()
-        print(f"== pytest ({len(tests)} {'path' if args.all else 'files'})", flush=True)
+        print(f"== pytest: {' '.join(tests)}", flush=True)
         run = subprocess.Popen(
             [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE", *tests],
             cwd=ROOT,

@@ -260,23 +260,76 @@ def test_a_stream_finished_after_the_block_still_reaches_the_log(tmp_path: Path)
     assert [ln["telemetry"]["request_id"] for ln in _lines(exp.log_path)] == ["req-0", "req-1"]
 
 
-def test_collect_is_cheap_the_writer_thread_estimates(tmp_path: Path) -> None:
-    """The user's thread only queues: estimating happens on the writer thread."""
-    threads: list[str] = []
-
+def test_collect_writes_the_line_before_returning_without_estimating(tmp_path: Path) -> None:
+    """The line is on its way to disk when emit returns; the estimate is left for the reports."""
     with otm.experiment("cheap", output_dir=tmp_path, reports=()) as exp:
         rec = make_record(0, impact=False)
-        original = exp._line
-
-        def spy(record):
-            threads.append(threading.current_thread().name)
-            return original(record)
-
-        exp._line = spy  # type: ignore[method-assign]
-        exp._sink._line_for = spy  # type: ignore[union-attr]
         events.emit(rec)
-    assert threads and threads[0].startswith("otm-log-")
-    assert threads[0] != threading.current_thread().name
+        lines = _lines(exp.log_path)
+        assert [ln["telemetry"]["request_id"] for ln in lines] == ["req-0"]
+        assert "impact" not in lines[0] and rec._impact is None  # nothing was estimated
+    # the reports estimate it when they read the log
+    summary = exp.summary()
+    assert summary.requests == 1 and summary.energy_wh.value > 0
+
+
+RETURNED_CALLS_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    sys.path[:0] = [{root!r}]
+    import openai, otm
+    from otm.testing.server import FakeProviderServer, Scenario
+
+    server = FakeProviderServer(scenario=Scenario(ttfb_s=0.0, gap_s=0.0))
+    server.start()
+    otm.instrument(["openai"])
+    client = openai.OpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)
+    with otm.experiment("killed", output_dir={out!r}, reports=()) as exp:
+        print(exp.log_path, flush=True)
+        for i in range({n}):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{{"role": "user", "content": "hi"}}]
+            )
+            print(i + 1, flush=True)  # this call has returned
+        {after}
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        "time.sleep(120)  # wait to be killed",
+        "while True: client.chat.completions.create(model='m', messages=[])  # still calling",
+    ],
+    ids=["idle", "busy"],
+)
+def test_sigkill_keeps_every_returned_call(tmp_path: Path, after: str) -> None:
+    """A real SIGKILL of a child process right after N calls returned: all N lines are there."""
+    pytest.importorskip("openai")
+    n = 50
+    script = RETURNED_CALLS_SCRIPT.format(root=str(ROOT), out=str(tmp_path), n=n, after=after)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        log = Path(proc.stdout.readline().strip())
+        for line in proc.stdout:
+            if int(line) == n:
+                break
+        os.kill(proc.pid, signal.SIGKILL)  # at once: no chance to drain anything
+    finally:
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    reader = LogReader(log)
+    records = list(reader.records())
+    assert reader.skipped == 0
+    if after.startswith("time.sleep"):
+        assert len(records) == n
+    else:
+        assert len(records) >= n  # calls made after the n-th too, the last maybe cut short
+    assert all(r.telemetry.model == "gpt-4o-mini" for r in records[:n])
 
 
 KILL_SCRIPT = textwrap.dedent(

@@ -478,3 +478,68 @@ def test_with_two_open_experiments_context_free_threads_are_not_guessed(tmp_path
             t.join()
             emit_call(2)  # same context: both see it (nested)
     assert a.requests == 1 and b.requests == 1
+
+
+def _unwritable_dirs(tmp_path: Path) -> list[Path]:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    out = [
+        blocker,  # a file where the directory should be
+        blocker / "below",  # a directory under a file
+        Path("/proc/otm-cannot-be-here"),  # a kernel file system
+    ]
+    if os.geteuid() != 0:  # root writes through permission bits
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        out.append(locked / "runs")
+    return out
+
+
+def test_an_unwritable_output_dir_never_breaks_the_block(tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="otm")
+    for target in _unwritable_dirs(tmp_path):
+        caplog.clear()
+        ran = False
+        with otm.experiment("nowhere", output_dir=target, keep_records=False) as exp:
+            emit_call(0)
+            emit_call(1)
+            ran = True
+        assert ran and exp.path is None and exp.log_path is None, target
+        assert [r.telemetry.request_id for r in exp.records] == ["req-0", "req-1"]
+        assert exp.summary().requests == 2
+        errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(errors) == 1, [r.getMessage() for r in errors]
+        assert "cannot write to" in errors[0].getMessage() and str(target) in errors[0].getMessage()
+
+
+def test_a_log_that_cannot_be_opened_never_breaks_the_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """A read-only file system (EROFS) when the log is opened: fault-injected at os.open."""
+    import errno
+
+    from otm.report import sink
+
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if str(path).endswith("records.jsonl"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(sink.os, "open", read_only)
+    with otm.experiment("ro", output_dir=tmp_path, reports=("json",)) as exp:
+        emit_call(0)
+    assert exp.path is None and exp.requests == 1 and exp.summary().requests == 1
+    assert any("Read-only file system" in r.getMessage() for r in caplog.records)
+
+
+def test_an_async_experiment_with_an_unwritable_dir_runs(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+
+    async def main() -> int:
+        async with otm.experiment("a", output_dir=tmp_path / "f") as exp:
+            emit_call(0)
+        return exp.summary().requests
+
+    assert asyncio.run(main()) == 1

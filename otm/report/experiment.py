@@ -201,6 +201,24 @@ class Experiment:
             )
         self._entered = True
         self.started = time.time()
+        try:
+            self.path = self._make_directory()
+            self._sink = JsonlSink(self.path / LOG_NAME, self._line)
+        except Exception as exc:
+            # An unwritable output directory must not stop the user's block:
+            # the experiment goes on in memory, without a log or reports.
+            self.path, self._sink = None, None
+            self.keep_records = True
+            logger.error(
+                "otm: experiment %r cannot write to %s (%s); its records are kept in memory "
+                "only (exp.records, exp.summary()), with no log and no reports",
+                self.name,
+                self.output_dir,
+                exc,
+            )
+
+    def _make_directory(self) -> Path:
+        assert self.started is not None
         self.output_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.started))
         base = f"{_slug(self.name)}-{stamp}"
@@ -210,11 +228,8 @@ class Experiment:
                 candidate.mkdir(mode=0o700)
             except FileExistsError:
                 continue
-            self.path = candidate
-            break
-        else:  # pragma: no cover
-            raise FileExistsError(f"no free directory name for {base} in {self.output_dir}")
-        self._sink = JsonlSink(self.path / LOG_NAME, self._line)
+            return candidate
+        raise FileExistsError(f"no free directory name for {base} in {self.output_dir}")
 
     def _close(self) -> None:
         """Close the log, then write the reports. Never raises into the user's code."""

@@ -145,6 +145,7 @@ def _print_rich(s: Any) -> None:
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from otm.report.units import fmt, fmt_int, fmt_range, fmt_seconds, sig
 
@@ -153,7 +154,8 @@ def _print_rich(s: Any) -> None:
     console = Console(width=max(shutil.get_terminal_size((120, 24)).columns, 120))
     t = s.totals
     title = f"otm report: {s.name}" if s.name else "otm report"
-    head = Table(title=title, show_header=False, box=None, pad_edge=False)
+    # names are Text, not rich markup: a served model name like "[link=...]" stays text
+    head = Table(title=Text(title), show_header=False, box=None, pad_edge=False)
     head.add_column(style="bold")
     head.add_column()
     head.add_row(
@@ -186,7 +188,7 @@ def _print_rich(s: Any) -> None:
             )
         for m in s.by_model:
             models.add_row(
-                m.model,
+                Text(m.model),
                 fmt_int(m.totals.requests),
                 f"{sig(m.totals.energy_wh.value)} [{sig(m.totals.energy_wh.low)}–{sig(m.totals.energy_wh.high)}]",
                 sig(m.energy_per_request_wh.value) if m.energy_per_request_wh else "–",
@@ -194,7 +196,7 @@ def _print_rich(s: Any) -> None:
                 sig(m.totals.carbon_g.value),
             )
         console.print(models)
-    console.print(s.sentence, style="italic")
+    console.print(Text(s.sentence, style="italic"))
 
 
 # ---------------------------------------------------------------------- progress

@@ -65,6 +65,25 @@ def iso_time(t: float | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1000):03d}Z"
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: Any) -> str:
+    """A text cell that a spreadsheet will not run as a formula.
+
+    Model names come from servers and tags from anywhere: a cell starting with
+    ``= + - @``, a tab or a carriage return is a formula (or becomes one) in
+    Excel, LibreOffice and Google Sheets. Such a cell gets a leading ``'``,
+    which spreadsheets show as text and hide. A carriage return anywhere becomes
+    a line feed: the writer quotes fields holding those, not ones holding a
+    bare CR, which readers would take for the end of the row.
+    """
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_START):
+        text = "'" + text
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
 def _f(x: float | None) -> str:
     # Six significant figures: far finer than any estimate's range, and readable.
     return "" if x is None else f"{float(x):.6g}"
@@ -87,14 +106,14 @@ class CsvWriter:
         e, c, w = row.energy, row.carbon, row.water
         self._w.writerow(
             (
-                row.request_id or "",
+                csv_text(row.request_id),
                 iso_time(row.time),
-                row.model,
-                row.provider,
-                row.status,
-                env,
-                others,
-                "; ".join(row.runs),
+                csv_text(row.model),
+                csv_text(row.provider),
+                csv_text(row.status),
+                csv_text(env),
+                csv_text(others),
+                csv_text("; ".join(row.runs)),
                 _f(row.cost_usd),
                 *(_f(x) for x in (c or (None, None, None))),
                 *(_f(x) for x in (e or (None, None, None))),
@@ -105,8 +124,8 @@ class CsvWriter:
                 row.reasoning_tokens,
                 _f(row.latency_s),
                 _f(row.ttft_s),
-                row.region or "",
-                (row.prompt or "") if self.include_prompts else "",
+                csv_text(row.region),
+                csv_text(row.prompt) if self.include_prompts else "",
             )
         )
 
@@ -114,11 +133,18 @@ class CsvWriter:
 # ---------------------------------------------------------------------- Markdown
 
 
+_MD_SPECIALS = frozenset("\\`*_[]<>|#!&~")
+
+
 def _md(text: Any) -> str:
-    out = str(text).replace("\n", " ")
-    for ch in ("\\", "|", "*", "`", "<", ">"):
-        out = out.replace(ch, "\\" + ch)
-    return out
+    """Text that Markdown shows as is: no link, image, HTML, emphasis, table cell or heading.
+
+    Names in reports come from servers and users; each Markdown punctuation
+    character that could start markup is backslash-escaped, and line breaks
+    (which could start a heading or end a table row) become spaces.
+    """
+    out = " ".join(str(text).splitlines())
+    return "".join("\\" + ch if ch in _MD_SPECIALS else ch for ch in out)
 
 
 def _cell(r: Range | None, n: int = 3) -> str:
@@ -152,7 +178,7 @@ def render_markdown(s: Summary) -> str:
     meta.append(f"otm v{s.otm_version}")
     lines += [" · ".join(meta), ""]
     if s.tags:
-        lines += ["Tags: " + ", ".join(f"`{k}={v}`" for k, v in s.tags.items()), ""]
+        lines += ["Tags: " + ", ".join(_md(f"{k}={v}") for k, v in s.tags.items()), ""]
 
     lines += ["## Totals", ""]
     lines += _table(
@@ -179,7 +205,7 @@ def render_markdown(s: Summary) -> str:
             "",
         ]
 
-    lines += ["## For your paper", "", "> " + s.sentence, ""]
+    lines += ["## For your paper", "", "> " + _md(s.sentence), ""]
 
     lines += ["## By model", ""]
     lines += _table(
@@ -499,6 +525,7 @@ __all__ = [
     "BASE_UNIT",
     "CSV_COLUMNS",
     "CsvWriter",
+    "csv_text",
     "latex_escape",
     "render_json",
     "render_latex",

@@ -90,7 +90,13 @@ def run(args: argparse.Namespace) -> int:
             name=args.name,
             include_prompts=not args.no_prompts,
         )
-    if reader.truncated:
+    if reader.ended_early:
+        print(
+            f"otm report: {path} ends early ({reader.ended_early}); "
+            f"reported the {reader.lines} lines before the damage",
+            file=sys.stderr,
+        )
+    elif reader.truncated:
         print(
             f"otm report: the last line of {path} was partial (an interrupted write) and was skipped",
             file=sys.stderr,

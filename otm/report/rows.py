@@ -151,6 +151,27 @@ class Row:
         ``region`` is the default for lines without one; such lines are
         re-estimated with it. Lines without an impact are estimated when
         ``reestimate`` (a failure leaves the row without figures, logged once).
+        Many lines at once: :class:`~otm.report.reader.LogReader` estimates
+        them in vectorised chunks instead.
+        """
+        row, telemetry, dep = cls.parse(data, region=region)
+        if telemetry is not None and reestimate:
+            est = _estimate(telemetry, dep, row.region)
+            if est is not None:
+                row._set_impact(est)
+        return row
+
+    @classmethod
+    def parse(
+        cls, data: Mapping[str, Any], *, region: str | None = None
+    ) -> tuple[Row, Any, Mapping[str, Any] | None]:
+        """``(row, telemetry, deployment)`` of one log line, without estimating.
+
+        ``telemetry`` (a validated :class:`~otm.telemetry.Telemetry`) is None
+        when the line carries its impact (already set on the row); otherwise
+        the row still needs an estimate for that telemetry and ``deployment``
+        (the line's deployment dict, or None). Raises ``ValueError`` (or
+        ``KeyError``/``TypeError``) for a line that is no record.
         """
         row = cls()
         if isinstance(data.get("telemetry"), Mapping):
@@ -160,7 +181,8 @@ class Row:
             tags = data.get("tags") or {}
             impact = data.get("impact") or None
             row.seq = _int_or_none(data.get("seq"))
-            row.experiment = data.get("experiment")
+            experiment = data.get("experiment")
+            row.experiment = experiment if isinstance(experiment, str) else None
             row.runs = tuple(str(r) for r in data.get("runs") or ())
             camel = False
         else:  # a bare telemetry object, as OTM-style collectors write it
@@ -170,6 +192,8 @@ class Row:
             tags = data.get("tags") or {}
             impact = None
             camel = True
+        if dep is not None and not isinstance(dep, Mapping):
+            raise ValueError("deployment is not an object")
 
         row.region = line_region if isinstance(line_region, str) and line_region else None
         if row.region is None and region:
@@ -183,18 +207,14 @@ class Row:
             if telemetry is None:
                 raise ValueError("line holds no valid telemetry")
             _fill_from_telemetry(row, telemetry)
-            if reestimate:
-                est = _estimate(telemetry, dep, row.region)
-                if est is not None:
-                    row._set_impact(est)
-            return row
+            return row, telemetry, dep
 
         _fill_from_snake(row, tel)
         try:
             row._set_impact_dict(impact)
         except (KeyError, TypeError, ValueError) as exc:
             log_once("report.reader: malformed impact", exc)
-        return row
+        return row, None, dep
 
     # ------------------------------------------------------------------ impact
 

@@ -16,6 +16,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from otm._log import log_once
 from otm.report.rows import Row, _estimate, region_from_assumptions
 
@@ -48,37 +50,56 @@ def _estimate_group(members: list[Pending], region: str | None) -> None:
     deployment = Deployment.model_validate(dep) if dep else None
     batch = estimate_many([t for _, t, _ in members], deployment=deployment, region=region)
 
-    ev, el, eh = (a.tolist() for a in (batch.energy_wh_value, batch.energy_wh_low, batch.energy_wh_high))
-    cv, cl, ch = (a.tolist() for a in (batch.carbon_g_value, batch.carbon_g_low, batch.carbon_g_high))
-    wv, wl, wh = (a.tolist() for a in (batch.water_ml_value, batch.water_ml_low, batch.water_ml_high))
-    parts = [
-        {k: v.tolist() for k, v in split.items()}
+    # per-record tuples and dicts built from whole columns (this runs for every line of a log)
+    energy = list(
+        zip(
+            *(
+                a.tolist()
+                for a in (batch.energy_wh_value, batch.energy_wh_low, batch.energy_wh_high)
+            )
+        )
+    )
+    carbon = list(
+        zip(*(a.tolist() for a in (batch.carbon_g_value, batch.carbon_g_low, batch.carbon_g_high)))
+    )
+    water = list(
+        zip(*(a.tolist() for a in (batch.water_ml_value, batch.water_ml_low, batch.water_ml_high)))
+    )
+    splits = [
+        [dict(zip(split, values)) for values in zip(*(v.tolist() for v in split.values()))]
         for split in (batch.breakdown_wh, batch.carbon_breakdown_g, batch.water_breakdown_ml)
     ]
     cost = batch.cost_usd.tolist()
-    kinds = list(zip(batch.group.tolist(), batch.method.tolist(), batch.flags.tolist(), batch.status))
+    flags = batch.flags.tolist()
+    # A flagged record's warning names its own speed, in whole tokens/s: part of its kind.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        speed = np.where(
+            batch.flags != 0,
+            np.round(
+                np.where(np.isfinite(batch.observed_tps), batch.observed_tps, 1.0 / batch.itl_s)
+            ),
+            0.0,
+        ).tolist()
+    kinds = list(zip(batch.group.tolist(), batch.method.tolist(), flags, batch.status, speed))
     # Assumptions (warnings, the resolved region) are shared by the records of
-    # one kind: read them once per kind. A flagged record's warning names its
-    # own observed speed, so it is read for that record.
+    # one kind: read them once per kind (batch[i] builds a whole Impact).
     seen: dict[Any, tuple[tuple[str, ...], str | None]] = {}
     for i, (row, _, _) in enumerate(members):
-        row.energy = (ev[i], el[i], eh[i])
-        row.carbon = (cv[i], cl[i], ch[i])
-        row.water = (wv[i], wl[i], wh[i])
-        row.breakdown_wh = {k: v[i] for k, v in parts[0].items()}
-        row.carbon_breakdown_g = {k: v[i] for k, v in parts[1].items()}
-        row.water_breakdown_ml = {k: v[i] for k, v in parts[2].items()}
+        row.energy = energy[i]
+        row.carbon = carbon[i]
+        row.water = water[i]
+        row.breakdown_wh = splits[0][i]
+        row.carbon_breakdown_g = splits[1][i]
+        row.water_breakdown_ml = splits[2][i]
         row.cost_usd = cost[i] if math.isfinite(cost[i]) else None
         kind = kinds[i]
-        known = seen.get(kind) if not kind[2] else None
+        known = seen.get(kind)
         if known is None:
             assumptions = batch[i].assumptions
-            known = (
+            known = seen[kind] = (
                 tuple(str(w) for w in assumptions.get("warnings", ()) or ()),
                 region_from_assumptions(assumptions),
             )
-            if not kind[2]:
-                seen[kind] = known
         row.warnings = known[0]
         if row.region is None:
             row.region = known[1]

@@ -22,6 +22,8 @@ from typing import IO, Any, cast
 from otm._log import log_once, logger
 from otm.report.rows import Row
 
+_decode = json.JSONDecoder().decode  # on text: skips json.loads' encoding detection per line
+
 LOG_NAME = "records.jsonl"
 """File name of an experiment's log inside its directory."""
 
@@ -137,7 +139,7 @@ class LogReader:
         if not text:
             return None
         try:
-            obj = json.loads(text)
+            obj = _decode(text.decode("utf-8"))
         except RecursionError:  # nested deeper than any record: not one
             obj = None
         except ValueError:

@@ -13,7 +13,10 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from otm._log import log_once
+from otm.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from otm.impact import Impact
@@ -174,8 +177,9 @@ class Row:
         ``KeyError``/``TypeError``) for a line that is no record.
         """
         row = cls()
-        if isinstance(data.get("telemetry"), Mapping):
-            tel: Mapping[str, Any] = data["telemetry"]
+        nested = data.get("telemetry")
+        if nested is not None and (type(nested) is dict or isinstance(nested, Mapping)):
+            tel: Mapping[str, Any] = nested
             line_region = data.get("region")
             dep = data.get("deployment") or None
             tags = data.get("tags") or {}
@@ -192,15 +196,18 @@ class Row:
             tags = data.get("tags") or {}
             impact = None
             camel = True
-        if dep is not None and not isinstance(dep, Mapping):
-            raise ValueError("deployment is not an object")
+        if dep is not None:
+            if not isinstance(dep, Mapping):
+                raise ValueError("deployment is not an object")
+            row.deployment_key = deployment_key(dep)
 
-        row.region = line_region if isinstance(line_region, str) and line_region else None
-        if row.region is None and region:
+        if line_region and isinstance(line_region, str):
+            row.region = line_region
+        elif region:
             row.region = region
             impact = None  # the line's figures assumed another region: estimate again
-        row.deployment_key = deployment_key(dep)
-        row.tags = {str(k): str(v) for k, v in tags.items()} if isinstance(tags, Mapping) else {}
+        if tags and isinstance(tags, Mapping):
+            row.tags = {str(k): str(v) for k, v in tags.items()}
 
         if camel or impact is None:
             telemetry = _telemetry(tel)
@@ -351,10 +358,14 @@ def _fill_from_telemetry(row: Row, t: Any) -> None:
     row.provider = t.provider or "unknown"
     row.model = t.model or "unknown"
     row.status = t.status
-    row.time = t.start_time
-    row.end_time = t.end_time if t.end_time is not None else t.last_token_time
-    row.latency_s = t.duration_s
-    row.ttft_s = t.ttft_s
+    start, last, end = t.start_time, t.last_token_time, t.end_time
+    row.time = start
+    row.end_time = end if end is not None else last
+    # Telemetry.duration_s and .ttft_s, read once (this runs per line of large logs)
+    finish = last if last is not None else end
+    row.latency_s = None if start is None or finish is None else finish - start
+    first = t.first_token_time
+    row.ttft_s = None if start is None or first is None else first - start
     row.input_tokens = t.input_tokens
     row.output_tokens = t.output_tokens
     row.cached_input_tokens = t.cached_input_tokens
@@ -363,12 +374,8 @@ def _fill_from_telemetry(row: Row, t: Any) -> None:
 
 
 def _telemetry(tel: Mapping[str, Any]) -> Any:
-    from pydantic import ValidationError
-
-    from otm.telemetry import Telemetry
-
     try:
-        return Telemetry.model_validate(dict(tel))
+        return Telemetry.model_validate(tel)
     except ValidationError:
         return None
 

@@ -26,11 +26,15 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "log", help="records.jsonl, an experiment directory, or a .jsonl(.gz) of telemetry"
     )
-    p.add_argument("--html", metavar="FILE", help="self-contained HTML report with charts")
-    p.add_argument("--csv", metavar="FILE", help="one row per request")
-    p.add_argument("--md", metavar="FILE", help="Markdown summary")
     p.add_argument(
-        "--latex", metavar="FILE", help="LaTeX (booktabs) table of the per-model figures"
+        "--html", metavar="FILE", help="self-contained HTML report with charts ('-': stdout)"
+    )
+    p.add_argument("--csv", metavar="FILE", help="one row per request ('-': stdout)")
+    p.add_argument("--md", metavar="FILE", help="Markdown summary ('-': stdout)")
+    p.add_argument(
+        "--latex",
+        metavar="FILE",
+        help="LaTeX (booktabs) table of the per-model figures ('-': stdout)",
     )
     p.add_argument(
         "--json",
@@ -68,13 +72,21 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from otm.report.formats import render_json, write_reports
+    from otm.cli import UsageError
+    from otm.cli._args import check_output, check_region, note_unknown_models
+    from otm.report.formats import write_reports
     from otm.report.reader import LogReader, resolve_log
 
     path = resolve_log(args.log)
     if not path.is_file():
-        print(f"otm report: no such log: {path}", file=sys.stderr)
-        return 2
+        raise UsageError(f"no such log: {path}")
+    check_region(args.region)
+    outputs = {"--html": args.html, "--csv": args.csv, "--md": args.md, "--latex": args.latex}
+    outputs["--json"] = args.json
+    for flag, dest in outputs.items():
+        check_output(dest, flag)
+    if sum(1 for dest in outputs.values() if dest == "-") > 1:
+        raise UsageError("only one report can go to standard output ('-')")
 
     # A report is a short-lived process that allocates a few objects per line:
     # keep the garbage collector off everything imported so far (~10 % faster).
@@ -82,7 +94,6 @@ def run(args: argparse.Namespace) -> int:
     gc.freeze()
     reader = LogReader(path, region=args.region)
     show = args.progress if args.progress is not None else reader.size >= PROGRESS_MIN_BYTES
-    json_to_stdout = args.json == "-"
     with _progress(reader.size, enabled=bool(show), name=path.name, lines=lambda: reader.lines) as update:
         reader.on_progress = update
         summary = write_reports(
@@ -91,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             csv=args.csv,
             md=args.md,
             latex=args.latex,
-            json=None if json_to_stdout else args.json,
+            json=args.json,
             name=args.name,
             include_prompts=not args.no_prompts,
         )
@@ -109,8 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if reader.skipped:
         print(f"otm report: skipped {reader.skipped} unreadable lines", file=sys.stderr)
 
-    if json_to_stdout:
-        sys.stdout.write(render_json(summary))
+    note_unknown_models("report", [m.model for m in summary.by_model if m.model != "(other)"])
     if args.figures:
         try:
             from otm.report.figures import save_figures
@@ -119,21 +129,22 @@ def run(args: argparse.Namespace) -> int:
             return 2
         for path in save_figures(summary, args.figures):
             print(f"figure written to {path}", file=sys.stderr)
-    wrote = [
+    asked = [
         (k, v)
         for k, v in (
             ("HTML", args.html),
             ("CSV", args.csv),
             ("Markdown", args.md),
             ("LaTeX", args.latex),
-            ("JSON", None if json_to_stdout else args.json),
+            ("JSON", args.json),
         )
         if v
     ]
-    if not wrote and not json_to_stdout and not args.figures:
+    if not asked and not args.figures:
         _print_summary(summary)
-    for kind, dest in wrote:
-        print(f"{kind} report written to {dest}", file=sys.stderr)
+    for kind, dest in asked:
+        if dest != "-":
+            print(f"{kind} report written to {dest}", file=sys.stderr)
     return 0
 
 

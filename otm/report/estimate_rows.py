@@ -13,16 +13,19 @@ and, once per distinct kind of record, ``batch[i]`` for the assumptions
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from otm._log import log_once
 from otm.report.rows import Row, _estimate, region_from_assumptions
 
-Pending = tuple[Row, Any, "Mapping[str, Any] | None"]
-"""A row still without figures, its validated Telemetry and its deployment dict."""
+if TYPE_CHECKING:
+    from otm.deployment import Deployment
+
+Pending = tuple[Row, Any, "Deployment | None"]
+"""A row still without figures, its validated Telemetry and its deployment."""
 
 
 def estimate_rows(pending: Sequence[Pending]) -> None:
@@ -43,11 +46,9 @@ def estimate_rows(pending: Sequence[Pending]) -> None:
 
 
 def _estimate_group(members: list[Pending], region: str | None) -> None:
-    from otm.deployment import Deployment
     from otm.estimate import estimate_many
 
-    dep = members[0][2]
-    deployment = Deployment.model_validate(dep) if dep else None
+    deployment = members[0][2]
     batch = estimate_many([t for _, t, _ in members], deployment=deployment, region=region)
 
     # per-record tuples and dicts built from whole columns (this runs for every line of a log)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -463,7 +464,15 @@ def _rows(source: Any, region: str | None) -> tuple[Iterator[Row], Any]:
     return convert(), None
 
 
+STDOUT = "-"
+"""A report path that means standard output (``otm report --md -``)."""
+
+
 def _write_private(path: PathLike, text: str) -> None:
+    if str(path) == STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
     with os.fdopen(open_private(Path(path), append=False), "w", encoding="utf-8") as f:
         f.write(text)
 
@@ -484,15 +493,20 @@ def write_reports(
     """Write the requested reports from a log path, a ``LogReader`` or records, in one pass.
 
     Files are created owner-only (0600) like the log, since the CSV can hold
-    captured prompts. Returns the summary.
+    captured prompts; a path of ``"-"`` writes that report to standard output.
+    Returns the summary.
     """
     rows, reader = _rows(source, region)
     agg = Aggregator(name=name, tags=tags)
     csv_file: IO[str] | None = None
     try:
         if csv is not None:
-            csv_file = os.fdopen(
-                open_private(Path(csv), append=False), "w", encoding="utf-8", newline=""
+            csv_file = (
+                sys.stdout
+                if str(csv) == STDOUT
+                else os.fdopen(
+                    open_private(Path(csv), append=False), "w", encoding="utf-8", newline=""
+                )
             )
             writer = CsvWriter(csv_file, include_prompts=include_prompts)
             for row in rows:
@@ -501,8 +515,10 @@ def write_reports(
         else:
             agg.add_all(rows)
     finally:
-        if csv_file is not None:
+        if csv_file is not None and csv_file is not sys.stdout:
             csv_file.close()
+        elif csv_file is not None:
+            csv_file.flush()
     if reader is not None:
         agg.skipped_lines = reader.skipped
         if agg.name is None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
-from otm._log import log_once, logger
+from otm._log import logger
 from otm.report.rows import Row
 
 _decode = json.JSONDecoder().decode  # on text: skips json.loads' encoding detection per line
@@ -151,15 +151,22 @@ class LogReader:
                 return None
             obj = None
         if not isinstance(obj, dict):
-            self.skipped += 1
-            log_once(
-                f"report.reader[{self.path}]",
-                message=f"otm: skipped malformed lines in {self.path}",
-            )
+            self._skip("not a JSON object")
             return None
         if self.experiment is None and isinstance(obj.get("experiment"), str):
             self.experiment = obj["experiment"]
         return obj
+
+    def _skip(self, reason: str) -> None:
+        """Count a line that is no readable record; say so once per pass, with the first reason."""
+        self.skipped += 1
+        if self.skipped == 1:
+            logger.warning(
+                "otm: skipping unreadable lines in %s (the first, line %d: %s)",
+                self.path,
+                self.lines,
+                reason,
+            )
 
     def rows(self) -> Iterator[Row]:
         """Each line as a :class:`Row`; lines without an impact are estimated, a chunk at a time."""
@@ -171,12 +178,7 @@ class LogReader:
             try:
                 row, telemetry, dep = Row.parse(obj, region=self.region)
             except (KeyError, TypeError, ValueError) as exc:
-                self.skipped += 1
-                log_once(
-                    f"report.reader[{self.path}] line",
-                    exc,
-                    f"otm: skipped unreadable lines in {self.path}",
-                )
+                self._skip(str(exc))
                 continue
             chunk.append(row)
             if telemetry is not None and self.reestimate:
@@ -200,12 +202,7 @@ class LogReader:
                 else:
                     rec = Record(Telemetry.model_validate(obj), region=obj.get("region"))
             except Exception as exc:
-                self.skipped += 1
-                log_once(
-                    f"report.reader[{self.path}] record",
-                    exc,
-                    f"otm: skipped unreadable lines in {self.path}",
-                )
+                self._skip(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                 continue
             if rec.region is None and self.region:
                 rec.region = self.region

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from otm._log import log_once
+from otm.deployment import Deployment
 from otm.telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -157,9 +158,9 @@ class Row:
         Many lines at once: :class:`~otm.report.reader.LogReader` estimates
         them in vectorised chunks instead.
         """
-        row, telemetry, dep = cls.parse(data, region=region)
+        row, telemetry, deployment = cls.parse(data, region=region)
         if telemetry is not None and reestimate:
-            est = _estimate(telemetry, dep, row.region)
+            est = _estimate(telemetry, deployment, row.region)
             if est is not None:
                 row._set_impact(est)
         return row
@@ -167,14 +168,15 @@ class Row:
     @classmethod
     def parse(
         cls, data: Mapping[str, Any], *, region: str | None = None
-    ) -> tuple[Row, Any, Mapping[str, Any] | None]:
+    ) -> tuple[Row, Any, Deployment | None]:
         """``(row, telemetry, deployment)`` of one log line, without estimating.
 
         ``telemetry`` (a validated :class:`~otm.telemetry.Telemetry`) is None
         when the line carries its impact (already set on the row); otherwise
         the row still needs an estimate for that telemetry and ``deployment``
-        (the line's deployment dict, or None). Raises ``ValueError`` (or
-        ``KeyError``/``TypeError``) for a line that is no record.
+        (the line's :class:`~otm.deployment.Deployment`, or None). Raises
+        ``ValueError`` (or ``KeyError``/``TypeError``) for a line that is no
+        record, or whose telemetry or deployment is invalid.
         """
         row = cls()
         nested = data.get("telemetry")
@@ -196,10 +198,12 @@ class Row:
             tags = data.get("tags") or {}
             impact = None
             camel = True
+        deployment = None
         if dep is not None:
             if not isinstance(dep, Mapping):
                 raise ValueError("deployment is not an object")
             row.deployment_key = deployment_key(dep)
+            deployment = _deployment(row.deployment_key, dep)
 
         if line_region and isinstance(line_region, str):
             row.region = line_region
@@ -211,17 +215,18 @@ class Row:
 
         if camel or impact is None:
             telemetry = _telemetry(tel)
-            if telemetry is None:
-                raise ValueError("line holds no valid telemetry")
             _fill_from_telemetry(row, telemetry)
-            return row, telemetry, dep
+            return row, telemetry, deployment
 
         _fill_from_snake(row, tel)
         try:
             row._set_impact_dict(impact)
         except (KeyError, TypeError, ValueError) as exc:
-            log_once("report.reader: malformed impact", exc)
-        return row, None, dep
+            log_once(
+                "report.reader: malformed impact",
+                message=f"otm: skipped a malformed impact in a log line ({exc})",
+            )
+        return row, None, deployment
 
     # ------------------------------------------------------------------ impact
 
@@ -373,19 +378,41 @@ def _fill_from_telemetry(row: Row, t: Any) -> None:
     row.prompt = t.prompt
 
 
-def _telemetry(tel: Mapping[str, Any]) -> Any:
+def _telemetry(tel: Mapping[str, Any]) -> Telemetry:
     try:
         return Telemetry.model_validate(tel)
-    except ValidationError:
-        return None
+    except ValidationError as exc:
+        raise ValueError(f"invalid telemetry: {_first_error(exc)}") from None
 
 
-def _estimate(telemetry: Any, dep: Mapping[str, Any] | None, region: str | None) -> Impact | None:
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(x) for x in first.get("loc", ()))
+    msg = str(first.get("msg", "")).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+_DEPLOYMENTS: dict[str, Deployment] = {}
+
+
+def _deployment(key: str, dep: Mapping[str, Any]) -> Deployment:
+    """The line's deployment, validated once per distinct one (a log repeats a few)."""
+    found = _DEPLOYMENTS.get(key)
+    if found is None:
+        try:
+            found = Deployment.model_validate(dict(dep))
+        except ValidationError as exc:
+            raise ValueError(f"invalid deployment: {_first_error(exc)}") from None
+        if len(_DEPLOYMENTS) > 1024:
+            _DEPLOYMENTS.clear()
+        _DEPLOYMENTS[key] = found
+    return found
+
+
+def _estimate(telemetry: Any, deployment: Deployment | None, region: str | None) -> Impact | None:
     try:
-        from otm.deployment import Deployment
         from otm.estimate import estimate
 
-        deployment = Deployment.model_validate(dep) if dep else None
         return estimate(telemetry, deployment=deployment, region=region)
     except Exception as exc:
         log_once("report.reader: estimate", exc)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import replace
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from otm._log import log_once, logger

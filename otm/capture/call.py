@@ -46,6 +46,7 @@ class Call:
         "input_text_length",
         "input_tokens",
         "model",
+        "notes",
         "operation",
         "outcome",
         "output_text_length",
@@ -127,6 +128,8 @@ class Call:
         self._lock = threading.RLock()
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self.extra: dict[str, Any] | None = None
+        self.notes: list[str] = []
+        """What was repaired in what the server sent (see :mod:`.sanitize`)."""
         self.t_last_chunk: float | None = None
         self.t_headers: float | None = None
         """When the response headers arrived (a streamed call returned)."""

@@ -19,6 +19,7 @@ from otm._log import log_once, logger
 from otm.capture.adapter import SdkAdapter
 from otm.capture.clients import client_settings, set_client_settings
 from otm.capture.patching import registry
+from otm.capture.records import keep_records_out_of
 from otm.capture.settings import snapshot
 
 # provider name -> (otm adapter module, the SDK's import name)
@@ -76,6 +77,7 @@ def instrument(providers: str | Iterable[str] | None = None) -> list[str]:
             continue
         try:
             adapter: SdkAdapter = importlib.import_module(module_name)  # type: ignore[assignment]
+            keep_records_out_of(adapter.model_bases())
             n = registry.install(name, adapter.targets())
             logger.debug("otm: instrumented %s (%d methods)", name, n)
         except Exception as exc:

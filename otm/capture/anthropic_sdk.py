@@ -71,6 +71,10 @@ def detect_provider(client: Any) -> str:
     return provider_from_host(host, PROVIDER)
 
 
+def model_bases() -> tuple[type, ...]:
+    return (anthropic.BaseModel,)
+
+
 def settings_keys(client: Any) -> list[object]:
     """The client, and its HTTP client (shared by ``with_options()``/``copy()`` copies)."""
     return settings_keys_of(client)
@@ -380,4 +384,4 @@ class _HelperStart:
 _HELPER_START = _HelperStart()
 
 
-__all__ = ["PROVIDER", "detect_provider", "owns", "settings_keys", "targets"]
+__all__ = ["PROVIDER", "model_bases", "detect_provider", "owns", "settings_keys", "targets"]

@@ -78,6 +78,12 @@ def detect_provider(client: Any) -> str:
     return PROVIDER
 
 
+def model_bases() -> tuple[type, ...]:
+    from google.genai import _common
+
+    return (_common.BaseModel,)
+
+
 def settings_keys(client: Any) -> list[object]:
     """The client and its API client: ``Models``/``AsyncModels`` hold the latter, not the client."""
     return settings_keys_of(client, "_api_client")
@@ -478,4 +484,4 @@ def _complete_async_stream(call: Call, gen: Any) -> Any:
     return AsyncGenaiStream(gen, call, _stream_state(call))
 
 
-__all__ = ["PROVIDER", "AsyncGenaiStream", "GenaiStream", "detect_provider", "owns", "settings_keys", "targets"]
+__all__ = ["PROVIDER", "model_bases", "AsyncGenaiStream", "GenaiStream", "detect_provider", "owns", "settings_keys", "targets"]

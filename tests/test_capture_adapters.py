@@ -47,7 +47,8 @@ def test_mypy_rejects_an_adapter_that_breaks_the_protocol(tmp_path: Path) -> Non
     (tmp_path / "bad_adapter.py").write_text(
         "PROVIDER = 'x'\n"
         "def targets() -> list: return []\n"
-        "def detect_provider(client: object) -> str: return 'x'\n"
+        "def detect_host(client: object) -> tuple: return ('x', 'api')\n"
+        "def model_bases() -> tuple: return ()\n"
         "def settings_keys(client: object) -> list: return []\n"
     )  # no owns()
     (tmp_path / "check.py").write_text(

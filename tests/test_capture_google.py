@@ -793,7 +793,8 @@ def test_wrap_applies_settings_to_that_client_only(server: Any, records: list[An
     assert len(mine) == 4
     for r in mine:
         assert (r.region, r.tags, r.deployment) == ("US-VA", {"team": "maps"}, dep)
-        assert r.telemetry.provider == "local"  # base URL on 127.0.0.1
+        # a Gemini model behind 127.0.0.1: a gateway to google, wrapped or not
+        assert (r.telemetry.provider, r.telemetry.provider_source) == ("google", "gateway")
     assert (other.region, other.tags, other.deployment) == (None, {}, None)
     assert other.telemetry.provider == "google"
 
@@ -812,8 +813,8 @@ def test_adapter_protocol(server: Any) -> None:
     c = _new_client(server)
     remote = genai.Client(api_key="k")
     assert google_sdk.owns(c) and google_sdk.owns(c.aio) and not google_sdk.owns(object())
-    assert google_sdk.detect_provider(c) == "local"
-    assert google_sdk.detect_provider(remote) == "google"
+    assert google_sdk.detect_host(c) == ("local", "private")
+    assert google_sdk.detect_host(remote) == ("google", "api")
     assert c.models._api_client in google_sdk.settings_keys(c)
     names = {(cls.__name__, name) for cls, name, _ in google_sdk.targets()}
     for cls in ("Models", "AsyncModels"):

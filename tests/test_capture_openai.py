@@ -97,7 +97,8 @@ def test_chat_create_reads_usage_model_and_request_id(
     assert t.model == "gpt-4o-mini-2024-07-18"
     assert t.request_id == "req_plain_1" == r._request_id
     assert t.operation == "chat" and t.status == "ok" and not t.streamed and not t.tokens_estimated
-    assert t.provider == "local"  # 127.0.0.1
+    # A closed model behind 127.0.0.1 is a gateway (a LiteLLM proxy...) to its maker.
+    assert (t.provider, t.provider_source) == ("openai", "gateway")
     assert t.input_text_length == MESSAGES_CHARS
     assert t.output_text_length == len(r.choices[0].message.content or "")
     assert t.start_time <= t.first_token_time == t.last_token_time <= t.end_time
@@ -560,28 +561,26 @@ def test_unknown_model_names_pass_through(client: openai.OpenAI, records: list[A
 )
 def test_detect_provider_from_base_url(base_url: str | None, expected: str) -> None:
     kwargs = {"api_key": "x"} if base_url is None else {"api_key": "x", "base_url": base_url}
-    assert openai_sdk.detect_provider(openai.OpenAI(**kwargs)) == expected
-    assert openai_sdk.detect_provider(openai.AsyncOpenAI(**kwargs)) == expected
+    assert openai_sdk.detect_host(openai.OpenAI(**kwargs)).provider == expected
+    assert openai_sdk.detect_host(openai.AsyncOpenAI(**kwargs)).provider == expected
 
 
 def test_detect_provider_unknown_host_and_azure_class() -> None:
     assert (
-        openai_sdk.detect_provider(
-            openai.OpenAI(api_key="x", base_url="https://llm.example.org/v1")
-        )
-        == openai_sdk.UNKNOWN_HOST
+        openai_sdk.detect_host(openai.OpenAI(api_key="x", base_url="https://llm.example.org/v1"))
+        == (openai_sdk.UNKNOWN_HOST, "unknown")
     )
     azure = openai.AzureOpenAI(
         api_key="x", api_version="2024-10-21", azure_endpoint="https://gateway.example.org"
     )
-    assert openai_sdk.detect_provider(azure) == "azure-openai"
+    assert openai_sdk.detect_host(azure).provider == "azure-openai"
 
 
 def test_detect_provider_is_cached_per_client() -> None:
     c = openai.OpenAI(api_key="x", base_url="https://api.groq.com/openai/v1")
-    assert openai_sdk.detect_provider(c) == "groq"
+    assert openai_sdk.detect_host(c).provider == "groq"
     c.base_url = "https://api.mistral.ai/v1"  # type: ignore[assignment]
-    assert openai_sdk.detect_provider(c) == "groq"  # a dict lookup on the hot path, decided once
+    assert openai_sdk.detect_host(c).provider == "groq"  # a dict lookup on the hot path, decided once
 
 
 def test_wrap_applies_settings_to_that_client_only(server: Any, records: list[Any]) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from otm._log import log_once, logger
@@ -139,9 +138,8 @@ def wrap(
         name, module = found
         if not disabled:
             instrument([name])
-        settings = replace(given, provider=given.provider or module.detect_provider(client))
         for key in module.settings_keys(client):
-            set_client_settings(key, settings)
+            set_client_settings(key, given)
     except Exception as exc:
         log_once("wrap", exc)
     return client

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from otm.capture.attribution import Host
+
 Target = tuple[type, str, Callable[..., Any]]
 """(class, method name, wrapt wrapper): one method to patch."""
 
@@ -30,8 +32,9 @@ class SdkAdapter(Protocol):
         """Whether ``client`` is a client of this SDK (``wrap()`` picks the adapter so)."""
         ...
 
-    def detect_provider(self, client: Any) -> str:
-        """The provider behind ``client``, from its class and base URL."""
+    def detect_host(self, client: Any) -> Host:
+        """What ``client``'s class and base URL say of the provider (the model settles
+        it per call: :func:`otm.data.attribute_provider`)."""
         ...
 
     def settings_keys(self, client: Any) -> list[object]:

@@ -33,7 +33,7 @@ import anthropic
 import pydantic
 
 from otm._log import log_once
-from otm.capture.attribution import provider_from_host
+from otm.capture.attribution import Host, host_from_name, host_of
 from otm.capture.call import Call
 from otm.capture.clients import get_client_settings, settings_keys_of
 from otm.capture.patching import is_inert
@@ -61,14 +61,14 @@ def owns(client: Any) -> bool:
         return type(client).__module__.split(".")[0] == "anthropic" and hasattr(client, "messages")
 
 
-def detect_provider(client: Any) -> str:
-    """``"local"`` for a base URL on this machine or a private network, else ``"anthropic"``."""
-    try:
-        host = str(getattr(client.base_url, "host", "") or "")
-    except Exception as exc:  # pragma: no cover - defensive
-        log_once("anthropic.detect_provider", exc)
-        return PROVIDER
-    return provider_from_host(host, PROVIDER)
+def _detect(client: Any) -> Host:
+    host = str(getattr(getattr(client, "base_url", None), "host", "") or "")
+    return host_from_name(host, vendor=PROVIDER, unknown=PROVIDER)
+
+
+def detect_host(client: Any) -> Host:
+    """What an anthropic client's ``base_url`` host says (decided once per client)."""
+    return host_of(client, _detect)
 
 
 def model_bases() -> tuple[type, ...]:
@@ -109,8 +109,7 @@ def targets() -> list[tuple[type, str, Callable[..., Any]]]:
 # --------------------------------------------------------------------------- starting a call
 
 
-def _settings_for(resource: Any) -> Any:
-    return get_client_settings(getattr(resource, "_client", None))
+_OWN_API = Host(PROVIDER, "api")
 
 
 def _block_text(block: Any) -> str:
@@ -161,7 +160,16 @@ def _is_omitted(value: Any) -> bool:
 
 def _new_call(resource: Any, kwargs: dict[str, Any], *, streamed: bool) -> Call:
     model = kwargs.get("model")
-    call = Call(PROVIDER, OPERATION, model if isinstance(model, str) else None, _settings_for(resource), streamed=streamed)
+    client = getattr(resource, "_client", None)
+    host = detect_host(client) if client is not None else _OWN_API
+    call = Call(
+        host.provider,
+        OPERATION,
+        model if isinstance(model, str) else None,
+        get_client_settings(client),
+        streamed=streamed,
+        host_kind=host.kind,
+    )
     if call.config.capture_prompts:
         call.text_parts = []
     # The prompt is measured when the call finishes, off the call's own path
@@ -384,4 +392,4 @@ class _HelperStart:
 _HELPER_START = _HelperStart()
 
 
-__all__ = ["PROVIDER", "model_bases", "detect_provider", "owns", "settings_keys", "targets"]
+__all__ = ["PROVIDER", "model_bases", "detect_host", "owns", "settings_keys", "targets"]

@@ -21,6 +21,7 @@ from otm.capture.records import attach, build_record
 from otm.capture.settings import snapshot
 
 if TYPE_CHECKING:
+    from otm.data.attribution import HostKind
     from otm.record import Record
 
 _perf = time.perf_counter
@@ -42,6 +43,7 @@ class Call:
         "error_type",
         "extra",
         "holders",
+        "host_kind",
         "http_status",
         "input_text_length",
         "input_tokens",
@@ -83,12 +85,16 @@ class Call:
         settings: ClientSettings | None = None,
         *,
         streamed: bool = False,
+        host_kind: HostKind = "api",
     ) -> None:
         self.start_wall = _wall()
         self.t0 = _perf()
         self.provider = (
             settings.provider if settings is not None and settings.provider else provider
         )
+        self.host_kind = host_kind
+        """What the client's host is (``provider`` is what it names): the provider is
+        settled with the model when the call finishes (``attribution.attribution_of``)."""
         self.operation = operation
         self.model = model
         self.served_model: str | None = None

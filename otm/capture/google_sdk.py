@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from otm._log import log_once
-from otm.capture.attribution import provider_from_host
+from otm.capture.attribution import Host, host_from_name, host_of
 from otm.capture.call import Call
 from otm.capture.clients import get_client_settings, settings_keys_of
 from otm.capture.patching import is_inert
@@ -64,18 +64,16 @@ def _base_url(api_client: Any) -> str:
     return str(url)
 
 
-def detect_provider(client: Any) -> str:
-    """``"local"`` for a base URL on this machine, else ``"google"`` (Gemini API and Vertex AI)."""
-    try:
-        from urllib.parse import urlsplit
+def _detect(api_client: Any) -> Host:
+    from urllib.parse import urlsplit
 
-        host = urlsplit(_base_url(getattr(client, "_api_client", None))).hostname
-    except Exception as exc:  # pragma: no cover - defensive
-        log_once("google.detect_provider", exc)
-        return PROVIDER
-    if host and provider_from_host(host, PROVIDER) == "local":
-        return "local"
-    return PROVIDER
+    host = urlsplit(_base_url(api_client)).hostname
+    return host_from_name(host, vendor=PROVIDER, unknown=PROVIDER)
+
+
+def detect_host(client: Any) -> Host:
+    """What the base URL of a ``genai.Client`` (or of its API client) says, decided once."""
+    return host_of(getattr(client, "_api_client", client), _detect)
 
 
 def model_bases() -> tuple[type, ...]:
@@ -262,12 +260,20 @@ def _prompt_text(kwargs: dict[str, Any]) -> str:
     return "\n".join(p for p in pieces if p)
 
 
-def _settings_for(models: Any) -> Any:
-    return get_client_settings(getattr(models, "_api_client", None))
+_OWN_API = Host(PROVIDER, "api")
 
 
 def _new_call(instance: Any, kwargs: dict[str, Any], operation: str, *, streamed: bool) -> Call:
-    call = Call(PROVIDER, operation, _model_name(kwargs.get("model")), _settings_for(instance), streamed=streamed)
+    api_client = getattr(instance, "_api_client", None)
+    host = detect_host(api_client) if api_client is not None else _OWN_API
+    call = Call(
+        host.provider,
+        operation,
+        _model_name(kwargs.get("model")),
+        get_client_settings(api_client),
+        streamed=streamed,
+        host_kind=host.kind,
+    )
     try:
         prompt = _prompt_text(kwargs)
         call.input_text_length = len(prompt)
@@ -484,4 +490,4 @@ def _complete_async_stream(call: Call, gen: Any) -> Any:
     return AsyncGenaiStream(gen, call, _stream_state(call))
 
 
-__all__ = ["PROVIDER", "model_bases", "AsyncGenaiStream", "GenaiStream", "detect_provider", "owns", "settings_keys", "targets"]
+__all__ = ["PROVIDER", "model_bases", "AsyncGenaiStream", "GenaiStream", "detect_host", "owns", "settings_keys", "targets"]

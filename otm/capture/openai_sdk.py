@@ -34,14 +34,13 @@ from __future__ import annotations
 
 import contextvars
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import openai
 
 from otm._log import log_once
-from otm.capture.attribution import provider_from_host
+from otm.capture.attribution import Host, host_from_name, host_of
 from otm.capture.call import Call
 from otm.capture.clients import get_client_settings, settings_keys_of
 from otm.capture.stainless import JsonView, StainlessSDK, swap_stream_manager
@@ -58,45 +57,22 @@ REQUEST_ID_HEADER = "x-request-id"
 UNKNOWN_HOST = "openai-compatible"
 """Provider name for an OpenAI-compatible endpoint whose host is not recognised."""
 
-_detected: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
-
-def provider_for_host(host: str | None) -> str:
-    """Provider name for an API host (``openai`` when there is no host at all)."""
-    if not host:
-        return PROVIDER
-    return provider_from_host(host, UNKNOWN_HOST)
-
-
-def _detect(client: Any) -> str:
+def _detect(client: Any) -> Host:
     if "Azure" in type(client).__name__:
-        return "azure-openai"
+        return Host("azure-openai", "api")
     base_url = getattr(client, "base_url", None)
     host = getattr(base_url, "host", None)
     if host is None and base_url is not None:
         from urllib.parse import urlsplit
 
         host = urlsplit(str(base_url)).hostname
-    return provider_for_host(host)
+    return host_from_name(host, vendor=PROVIDER, unknown=UNKNOWN_HOST)
 
 
-def detect_provider(client: Any) -> str:
-    """The provider behind an openai client, from its class and ``base_url`` host.
-
-    Decided once per client (a weak-keyed cache), so the hot path is a dict lookup.
-    """
-    try:
-        return _detected[client]
-    except KeyError:
-        pass
-    except TypeError:  # not weak-referenceable
-        return _detect(client)
-    found = _detect(client)
-    try:
-        _detected[client] = found
-    except TypeError:
-        pass
-    return found
+def detect_host(client: Any) -> Host:
+    """What an openai client's class and ``base_url`` host say (decided once per client)."""
+    return host_of(client, _detect)
 
 
 def owns(client: Any) -> bool:
@@ -134,18 +110,23 @@ def _request_id_of(model: Any) -> str | None:
     return rid if isinstance(rid, str) else None
 
 
+_OWN_API = Host(PROVIDER, "api")
+
+
 def _client_of(instance: Any) -> Any:
     return getattr(instance, "_client", None)
 
 
 def _new_call(instance: Any, operation: str, model: Any, streamed: bool) -> Call:
     client = _client_of(instance)
+    host = detect_host(client) if client is not None else _OWN_API
     call = Call(
-        detect_provider(client) if client is not None else PROVIDER,
+        host.provider,
         operation,
         model if isinstance(model, str) else None,
         get_client_settings(client),
         streamed=streamed,
+        host_kind=host.kind,
     )
     collector = _helper_calls.get()
     if collector is not None:
@@ -706,7 +687,7 @@ def _resource_classes() -> dict[str, tuple[type | None, type | None]]:
 def targets() -> list[tuple[type, str, Callable[..., Any]]]:
     """Every (class, method, wrapper) to patch; fresh wrapper functions on each call."""
     # Load the provider table now (instrument time), not on a user's first call.
-    provider_for_host("api.openai.com")
+    host_from_name("api.openai.com", vendor=PROVIDER, unknown=UNKNOWN_HOST)
     classes = _resource_classes()
     out: list[tuple[type, str, Callable[..., Any]]] = []
 
@@ -734,4 +715,4 @@ def targets() -> list[tuple[type, str, Callable[..., Any]]]:
     return out
 
 
-__all__ = ["PROVIDER", "model_bases", "detect_provider", "owns", "provider_for_host", "settings_keys", "targets"]
+__all__ = ["PROVIDER", "model_bases", "detect_host", "owns", "settings_keys", "targets"]

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from otm._log import log_once
+from otm.capture.attribution import attribution_of
 from otm.capture.sanitize import count, text
 from otm.capture.tokens import count_tokens
 from otm.config import effective
@@ -83,9 +84,10 @@ def build_record(call: Call) -> Record:
     config = call.config
     capture = config.capture_prompts
     completion = (text(call.completion, "completion", notes) or joined) if capture else None
+    provider, provider_source = attribution_of(call, model)
     telemetry = _make_telemetry(
         {
-            "provider": call.provider,
+            "provider": provider,
             "model": model,
             "request_id": request_id,
             "operation": call.operation,
@@ -109,7 +111,7 @@ def build_record(call: Call) -> Record:
             "error_type": call.error_type,
             "prompt": prompt if capture else None,
             "completion": completion,
-            "provider_source": None,
+            "provider_source": provider_source,
             "capture_notes": notes or None,
         }
     )

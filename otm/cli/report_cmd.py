@@ -146,7 +146,7 @@ def _print_rich(s: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from otm.report.units import fmt, fmt_int, fmt_range, fmt_seconds, sig
+    from otm.report.units import fmt, fmt_int, fmt_range, fmt_seconds, fmt_span, sig
 
     # Not a terminal (CI logs, pipes): rich would fall back to 80 columns and
     # cut model names; use the real width, at least 120.
@@ -188,7 +188,7 @@ def _print_rich(s: Any) -> None:
             models.add_row(
                 m.model,
                 fmt_int(m.totals.requests),
-                f"{sig(m.totals.energy_wh.value)} [{sig(m.totals.energy_wh.low)}–{sig(m.totals.energy_wh.high)}]",
+                f"{sig(m.totals.energy_wh.value)} ({fmt_span(m.totals.energy_wh.low, m.totals.energy_wh.high)})",
                 sig(m.energy_per_request_wh.value) if m.energy_per_request_wh else "–",
                 sig(m.energy_per_1k_output_wh.value) if m.energy_per_1k_output_wh else "–",
                 sig(m.totals.carbon_g.value),

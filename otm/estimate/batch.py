@@ -252,9 +252,11 @@ class ImpactBatch:
         )
 
     def __repr__(self) -> str:
+        from otm.units import fmt, plural
+
         return (
-            f"<ImpactBatch {len(self)} records, {self.energy_wh_value.sum():.4g} Wh, "
-            f"{self.carbon_g_value.sum():.4g} gCO2e, {self.water_ml_value.sum():.4g} mL>"
+            f"<ImpactBatch {plural(len(self), 'record')}, {fmt('energy', self.energy_wh_value.sum())}, "
+            f"{fmt('carbon', self.carbon_g_value.sum())}, {fmt('water', self.water_ml_value.sum())}>"
         )
 
 

@@ -333,7 +333,9 @@ class Experiment:
 
     def __repr__(self) -> str:
         where = f" at {self.path}" if self.path is not None else ""
-        return f"<otm.Experiment {self.name!r} {self.requests} calls{where}>"
+        from otm.units import plural
+
+        return f"<otm.Experiment {self.name!r} {plural(self.requests, 'call')}{where}>"
 
 
 def experiment(

@@ -18,7 +18,17 @@ from typing import Any
 from otm.impact import Range
 from otm.report import svg
 from otm.report.summary import Summary, Totals
-from otm.report.units import fmt, fmt_int, fmt_seconds, scale_for, sig
+from otm.report.units import (
+    fmt,
+    fmt_cost,
+    fmt_int,
+    fmt_percent,
+    fmt_seconds,
+    fmt_span,
+    plural,
+    scale_for,
+    sig,
+)
 
 _CSS = """
 :root { --fg:#1b1f24; --muted:#57606a; --bg:#ffffff; --panel:#f6f8fa; --line:#d0d7de; --accent:#0072B2; }
@@ -135,7 +145,7 @@ def _cell(r: Range | None) -> str:
     if r is None:
         return "–"
     return _Raw(
-        f'{escape(sig(r.value))}<span class="rng">{escape(sig(r.low))}–{escape(sig(r.high))}</span>'
+        f'{escape(sig(r.value))}<span class="rng">{escape(fmt_span(r.low, r.high))}</span>'
     )
 
 
@@ -145,7 +155,7 @@ def _cell(r: Range | None) -> str:
 def _header(s: Summary) -> str:
     t = s.totals
     title = f"LLM impact report: {s.name}" if s.name else "LLM impact report"
-    meta = [f"{fmt_int(t.requests)} requests"]
+    meta = [plural(t.requests, "request")]
     if s.started is not None and s.ended is not None:
         meta.append(
             f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(s.started))} – "
@@ -170,10 +180,10 @@ def _cards(s: Summary) -> str:
         return (
             f'<div class="card"><div class="k">{_h(label)}</div>'
             f'<div class="v">{_h(sig(r.value / factor))} {_h(unit)}</div>'
-            f'<div class="r">range {_h(sig(r.low / factor))}–{_h(sig(r.high / factor))} {_h(unit)}</div></div>'
+            f'<div class="r">range {_h(fmt_span(r.low, r.high, factor=factor))} {_h(unit)}</div></div>'
         )
 
-    cost = fmt("cost", t.cost_usd) if t.cost_usd is not None else "–"
+    cost = fmt_cost(t.cost_usd)
     tokens = (
         f'<div class="card"><div class="k">Tokens</div><div class="v">{_h(fmt_int(t.tokens))}</div>'
         f'<div class="r">{_h(fmt_int(t.input_tokens))} in · {_h(fmt_int(t.output_tokens))} out · cost {_h(cost)}</div></div>'
@@ -181,8 +191,8 @@ def _cards(s: Summary) -> str:
     missing = ""
     if t.estimated < t.requests:
         missing = (
-            f'<p class="muted">{_h(fmt_int(t.requests - t.estimated))} of {_h(fmt_int(t.requests))} '
-            "requests could not be estimated and are not in these figures.</p>"
+            f'<p class="muted">{_h(fmt_int(t.requests - t.estimated))} of '
+            f"{_h(plural(t.requests, 'request'))} could not be estimated and are not in these figures.</p>"
         )
     return (
         '<section aria-label="Headline figures"><div class="cards">'
@@ -220,7 +230,7 @@ def _over_time(s: Summary) -> str:
     other = len(labels) - 1
     note = None
     if s.points_sampled:
-        note = f"A uniform sample of {fmt_int(len(s.points))} of {fmt_int(s.totals.estimated)} requests is shown."
+        note = f"A uniform sample of {fmt_int(len(s.points))} of {plural(s.totals.estimated, 'request')} is shown."
     out = ['<section><h2 id="time">Energy and carbon per request over time</h2>']
     for key, label, kind in (
         ("energy_wh", "Energy per request (Wh)", "energy"),
@@ -228,7 +238,7 @@ def _over_time(s: Summary) -> str:
     ):
         data = [(p["time"], p[key], index.get(p["model"], other)) for p in pts]
         desc = (
-            f"Scatter plot of {label.lower()} against start time (UTC) for {len(data)} requests"
+            f"Scatter plot of {label.lower()} against start time (UTC) for {plural(len(data), 'request')}"
             + (f", coloured by model: {', '.join(labels)}." if labels else ".")
         )
         chart = svg.scatter(
@@ -366,12 +376,12 @@ def _breakdown(s: Summary) -> str:
         total = sum(v for _, v in items) or 1.0
         desc = (
             f"{title}: "
-            + "; ".join(f"{k} {sig(v)} {unit} ({v / total:.0%})" for k, v in items)
+            + "; ".join(f"{k} {sig(v)} {unit} ({fmt_percent(v / total)})" for k, v in items)
             + "."
         )
         chart = svg.stacked_bar(items, title=title, desc=desc, unit=unit)
         table = _table(
-            ["Component", f"{unit}", "Share"], [(k, sig(v), f"{v / total:.1%}") for k, v in items]
+            ["Component", f"{unit}", "Share"], [(k, sig(v), fmt_percent(v / total, 1)) for k, v in items]
         )
         out.append(_figure(title, chart, table, explain))
     out.append("</section>")
@@ -389,7 +399,7 @@ def _efficiency(s: Summary) -> str:
         title="Output tokens against input tokens",
         x_label="input tokens",
         y_label="output tokens",
-        desc=f"Scatter plot of output against input tokens for {len(data)} requests. Requests far to the right "
+        desc=f"Scatter plot of output against input tokens for {plural(len(data), 'request')}. Requests far to the right "
         "spend most of their work reading the prompt.",
         series=labels,
     )
@@ -403,7 +413,7 @@ def _efficiency(s: Summary) -> str:
     ]
     n_none = e["no_useful_output_requests"]
     if n_none:
-        share = f"{e['no_useful_output_share']:.1%}"
+        share = fmt_percent(e["no_useful_output_share"], 1)
         used = fmt("energy", e["no_useful_output_energy_wh"])
         what = "request" if n_none == 1 else "requests"
         verb = "it" if n_none == 1 else "they"
@@ -461,7 +471,7 @@ def _split_rows(split: dict[str, Totals]) -> list[tuple[Any, ...]]:
             _cell(v.energy_wh),
             _cell(v.carbon_g),
             _cell(v.water_ml),
-            "–" if v.cost_usd is None else fmt("cost", v.cost_usd),
+            fmt_cost(v.cost_usd),
         )
         for k, v in split.items()
     ]
@@ -532,12 +542,12 @@ def _method(s: Summary) -> str:
     if s.warnings:
         parts.append("<h3>Estimator warnings</h3><ul>")
         parts += [
-            f'<li>{_h(w)} <span class="muted">({_h(fmt_int(n))} requests)</span></li>'
+            f'<li>{_h(w)} <span class="muted">({_h(plural(n, "request"))})</span></li>'
             for w, n in s.warnings
         ]
         parts.append("</ul>")
     if s.skipped_lines:
-        parts.append(f"<p>{_h(s.skipped_lines)} unreadable log lines were skipped.</p>")
+        parts.append(f"<p>{_h(plural(s.skipped_lines, 'unreadable log line'))} skipped.</p>")
     parts.append("</section>")
     return "".join(parts)
 

@@ -29,14 +29,8 @@ def _num(x: float) -> str:
 
 
 def tick_label(x: float) -> str:
-    if x == 0:
-        return "0"
-    a = abs(x)
-    if a >= 1e6 or a < 1e-3:
-        return f"{x:.0e}".replace("e+0", "e").replace("e-0", "e-")
-    if a >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.4g}"
+    """An axis label: plain decimals, trailing zeros dropped (``0.0001``, ``2.5``, ``10,000``)."""
+    return sig(x, 4, trim=True)
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:

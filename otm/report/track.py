@@ -106,8 +106,10 @@ class Run:
                 log_once("report.track add_run", err)
 
     def __repr__(self) -> str:
-        state = f"{self.duration_s:.3g}s" if self.finished else "running"
-        return f"<otm.Run {self.name!r} {len(self._records)} calls {state}>"
+        from otm.units import fmt_seconds, plural
+
+        state = fmt_seconds(self.duration_s) if self.finished else "running"
+        return f"<otm.Run {self.name!r} {plural(len(self._records), 'call')} {state}>"
 
 
 def last_run() -> Run | None:

@@ -78,3 +78,24 @@ class Impact(BaseModel):
     @property
     def warnings(self) -> list[str]:
         return list(self.assumptions.get("warnings", []))
+
+    # How it shows itself (otm.display): figures with units and ranges.
+    def __str__(self) -> str:
+        from otm.display import impact_text
+
+        return impact_text(self)
+
+    def __repr__(self) -> str:
+        from otm.display import impact_repr
+
+        return impact_repr(self)
+
+    def _repr_html_(self) -> str:
+        from otm.display import impact_html
+
+        return impact_html(self)
+
+    def __rich__(self) -> Any:
+        from otm.display import impact_rich
+
+        return impact_rich(self)

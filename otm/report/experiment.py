@@ -331,6 +331,16 @@ class Experiment:
     latest: Experiment | None = None
     """When used as a decorator: the experiment of the most recent call."""
 
+    def _repr_html_(self) -> str:
+        from otm.report.display import experiment_html
+
+        return experiment_html(self)
+
+    def __rich__(self) -> Any:
+        from otm.report.display import experiment_rich
+
+        return experiment_rich(self)
+
     def __repr__(self) -> str:
         where = f" at {self.path}" if self.path is not None else ""
         from otm.units import plural

@@ -294,7 +294,7 @@ def _estimated_output(b: Bucket) -> float:
 # ---------------------------------------------------------------------- the summary
 
 
-@dataclass
+@dataclass(repr=False)
 class Summary:
     """Everything the reports show, computed from one pass over the requests."""
 
@@ -352,6 +352,27 @@ class Summary:
     @property
     def sentence(self) -> str:
         return methods_sentence(self)
+
+    # How it shows itself (otm.report.display): totals with ranges, models, the sentence.
+    def __repr__(self) -> str:
+        from otm.report.display import summary_repr
+
+        return summary_repr(self)
+
+    def __str__(self) -> str:
+        from otm.report.formats import render_text
+
+        return render_text(self)
+
+    def _repr_html_(self) -> str:
+        from otm.report.display import summary_html
+
+        return summary_html(self)
+
+    def __rich__(self) -> Any:
+        from otm.report.display import summary_rich
+
+        return summary_rich(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -105,6 +105,16 @@ class Run:
             except Exception as err:  # pragma: no cover - never break the user's function
                 log_once("report.track add_run", err)
 
+    def _repr_html_(self) -> str:
+        from otm.report.display import run_html
+
+        return run_html(self)
+
+    def __rich__(self) -> Any:
+        from otm.report.display import run_rich
+
+        return run_rich(self)
+
     def __repr__(self) -> str:
         from otm.units import fmt_seconds, plural
 

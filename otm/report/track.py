@@ -105,6 +105,23 @@ class Run:
             except Exception as err:  # pragma: no cover - never break the user's function
                 log_once("report.track add_run", err)
 
+    # Data frames, one row per call (otm.report.frames; extras pandas, arrow, polars).
+    def to_pandas(self) -> Any:
+        """The run's calls as a pandas ``DataFrame`` (see ``Experiment.to_pandas``)."""
+        from otm.report.frames import records_frame
+
+        return records_frame(self.records, "pandas")
+
+    def to_arrow(self) -> Any:
+        from otm.report.frames import records_frame
+
+        return records_frame(self.records, "arrow")
+
+    def to_polars(self) -> Any:
+        from otm.report.frames import records_frame
+
+        return records_frame(self.records, "polars")
+
     def _repr_html_(self) -> str:
         from otm.report.display import run_html
 

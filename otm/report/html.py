@@ -78,7 +78,7 @@ thead th { border-bottom: 2px solid var(--line); white-space: normal; vertical-a
 code { font-size: .9em; }
 footer { margin-top: 48px; color: var(--muted); font-size: .9rem; }
 @media print { details { display: none; } h2 { break-after: avoid; } figure { break-inside: avoid; } }
-"""
+""" + svg.series_css()
 
 MAX_SERIES = 7
 MAX_MODEL_BARS = 15
@@ -224,6 +224,12 @@ def _series_index(names: Iterable[str]) -> tuple[list[str], dict[str, int]]:
     return labels, index
 
 
+def _chart_unit(kind: str, values: Iterable[float]) -> tuple[float, str]:
+    """(factor, unit) for a chart's axis: the unit of its largest value (``mWh`` rather than 0.000x Wh)."""
+    top = max((abs(v) for v in values), default=0.0)
+    return scale_for(kind, top)
+
+
 def _over_time(s: Summary) -> str:
     pts = [p for p in s.points if p["time"] is not None]
     labels, index = _series_index(p["model"] for p in pts)
@@ -232,13 +238,16 @@ def _over_time(s: Summary) -> str:
     if s.points_sampled:
         note = f"A uniform sample of {fmt_int(len(s.points))} of {plural(s.totals.estimated, 'request')} is shown."
     out = ['<section><h2 id="time">Energy and carbon per request over time</h2>']
-    for key, label, kind in (
-        ("energy_wh", "Energy per request (Wh)", "energy"),
-        ("carbon_g", "Carbon per request (gCO2e)", "carbon"),
+    for key, what, kind in (
+        ("energy_wh", "Energy per request", "energy"),
+        ("carbon_g", "Carbon per request", "carbon"),
     ):
-        data = [(p["time"], p[key], index.get(p["model"], other)) for p in pts]
+        factor, unit = _chart_unit(kind, (p[key] for p in pts))
+        label = f"{what} ({unit})"
+        data = [(p["time"], p[key] / factor, index.get(p["model"], other)) for p in pts]
         desc = (
-            f"Scatter plot of {label.lower()} against start time (UTC) for {plural(len(data), 'request')}"
+            f"Scatter plot of {what.lower()} ({unit}) against start time (UTC) for "
+            f"{plural(len(data), 'request')}"
             + (f", coloured by model: {', '.join(labels)}." if labels else ".")
         )
         chart = svg.scatter(
@@ -266,62 +275,55 @@ def _over_time(s: Summary) -> str:
     return "".join(out)
 
 
+def _ranked(items: Iterable[tuple[str, Range | None]]) -> list[tuple[str, float, float, float]]:
+    """(model, value, low, high), largest value first: a bar chart reads from the top."""
+    bars = [(name, r.value, r.low, r.high) for name, r in items if r is not None]
+    return sorted(bars, key=lambda b: (-b[1], b[0]))
+
+
+def _range_bars(
+    bars: list[tuple[str, float, float, float]], *, title: str, per: str, colour: int = 0
+) -> str:
+    factor, unit = _chart_unit("energy", (b[3] for b in bars))
+    return svg.range_bars(
+        [(n, v / factor, lo / factor, hi / factor) for n, v, lo, hi in bars],
+        title=f"{title} ({unit})",
+        unit=f"{unit} per {per}",
+        colour=colour,
+        desc="Bar chart, largest first: "
+        + "; ".join(
+            f"{n}: {sig(v / factor)} {unit} (range {fmt_span(lo, hi, factor=factor)})"
+            for n, v, lo, hi in bars
+        ),
+    )
+
+
 def _models(s: Summary) -> str:
     models = s.by_model[:MAX_MODEL_BARS]
     out = [
         '<section><h2 id="models">Models compared</h2>',
         (
-            '<p class="muted">Energy per request and per 1 000 output tokens, by model. Bars show the central '
-            "estimate, whiskers the range. Use it to pick a model for a task: the per-token figure "
-            "separates the model's efficiency from how much it writes.</p>"
+            '<p class="muted">Energy per request and per 1 000 output tokens, by model, largest first. '
+            "Bars show the central estimate, whiskers the range. Use it to pick a model for a task: "
+            "the per-token figure separates the model's efficiency from how much it writes.</p>"
         ),
     ]
-    per_req = [
-        (
-            m.model,
-            m.energy_per_request_wh.value,
-            m.energy_per_request_wh.low,
-            m.energy_per_request_wh.high,
-        )
-        for m in models
-        if m.energy_per_request_wh is not None
-    ]
-    per_tok = [
-        (
-            m.model,
-            m.energy_per_1k_output_wh.value,
-            m.energy_per_1k_output_wh.low,
-            m.energy_per_1k_output_wh.high,
-        )
-        for m in models
-        if m.energy_per_1k_output_wh is not None
-    ]
+    per_req = _ranked((m.model, m.energy_per_request_wh) for m in models)
+    per_tok = _ranked((m.model, m.energy_per_1k_output_wh) for m in models)
     out.append(
         _figure(
             "Energy per request, by model",
-            svg.range_bars(
-                per_req,
-                title="Energy per request, by model (Wh)",
-                unit="Wh per request",
-                desc="Bar chart: "
-                + "; ".join(
-                    f"{n}: {sig(v)} Wh (range {sig(lo)}–{sig(hi)})" for n, v, lo, hi in per_req
-                ),
-            ),
+            _range_bars(per_req, title="Energy per request, by model", per="request"),
         )
     )
     out.append(
         _figure(
             "Energy per 1 000 output tokens, by model",
-            svg.range_bars(
+            _range_bars(
                 per_tok,
-                title="Energy per 1 000 output tokens, by model (Wh)",
-                unit="Wh per 1 000 output tokens",
-                colour=svg.PALETTE[2],
-                desc="Bar chart: "
-                + "; ".join(
-                    f"{n}: {sig(v)} Wh (range {sig(lo)}–{sig(hi)})" for n, v, lo, hi in per_tok
-                ),
+                title="Energy per 1 000 output tokens, by model",
+                per="1 000 output tokens",
+                colour=2,
             ),
         )
     )

@@ -685,10 +685,8 @@ def effective(
     (capture passes the one its call started under); default :func:`current`.
     """
     s = current() if settings is None else settings
-    merged = s.tags
-    copied = False
+    merged: dict[str, str] | None = None
     for layer in tags:
         if layer:
-            merged = {**merged, **layer}
-            copied = True
-    return Effective(region or s.region, merged if copied else dict(merged))
+            merged = {**(s.tags if merged is None else merged), **layer}
+    return Effective(region or s.region, dict(s.tags) if merged is None else merged)

@@ -225,3 +225,21 @@ def test_anthropic_and_google_through_a_local_proxy(
         ("google", "gateway"),
         ("local", "self-hosted"),
     ]
+
+
+def test_a_model_registered_later_changes_the_decision() -> None:
+    from otm import data
+
+    def attributed() -> tuple[str | None, str | None]:
+        t = Call("local", "chat", "acme-secret-1", host_kind="private").finish().telemetry
+        return t.provider, t.provider_source
+
+    assert attributed() == ("local", "self-hosted")  # unknown: self-hosted, and cached
+    try:
+        data.register_model(
+            "acme-secret-1", total_params_b=70, provider="openai", open_weights=False
+        )
+        assert attributed() == ("openai", "gateway")  # the cache follows the data
+    finally:
+        data.unregister_all()
+    assert attributed() == ("local", "self-hosted")

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from otm._log import log_once
+from otm.data import generation
 from otm.data.attribution import Attribution, HostKind, attribute_provider
 
 if TYPE_CHECKING:
@@ -68,21 +69,42 @@ def host_of(client: Any, detect: Callable[[Any], Host]) -> Host:
     return found
 
 
+_decided: dict[tuple[str, str, str | None, str | None], Attribution] = {}
+_decided_generation = -1
+
+
 def attribution_of(call: Call, served: str | None) -> Attribution:
-    """The provider of a finished call and how it was decided (see the module doc)."""
+    """The provider of a finished call and how it was decided (see the module doc).
+
+    Cached per (host, model names) until the data changes (a registered model
+    may be closed), so a call pays a dict lookup."""
     settings = call.settings
     if settings is not None and settings.provider:
         return Attribution(settings.provider, "client")
-    try:
-        found = attribute_provider(served, host_provider=call.provider, host_kind=call.host_kind)
-        if found.source != "gateway" and call.model and call.model != served:
-            # A gateway may answer with its own alias: the requested name may still tell.
-            by_request = attribute_provider(
-                call.model, host_provider=call.provider, host_kind=call.host_kind
-            )
-            if by_request.source == "gateway":
-                return by_request
+    global _decided_generation
+    key = (call.provider, call.host_kind, served, call.model)
+    found = _decided.get(key)
+    if found is not None and _decided_generation == generation():
         return found
+    try:
+        found = _decide(call.provider, call.host_kind, served, call.model)
     except Exception as exc:
         log_once("capture.attribution", exc)
         return Attribution(call.provider, "api" if call.host_kind == "api" else "unknown-host")
+    if _decided_generation != generation() or len(_decided) > 4096:
+        _decided.clear()
+        _decided_generation = generation()
+    _decided[key] = found
+    return found
+
+
+def _decide(
+    host_provider: str, kind: HostKind, served: str | None, requested: str | None
+) -> Attribution:
+    found = attribute_provider(served, host_provider=host_provider, host_kind=kind)
+    if found.source != "gateway" and requested and requested != served:
+        # A gateway may answer with its own alias: the requested name may still tell.
+        by_request = attribute_provider(requested, host_provider=host_provider, host_kind=kind)
+        if by_request.source == "gateway":
+            return by_request
+    return found

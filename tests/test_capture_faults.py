@@ -99,6 +99,19 @@ def openai_helper(server: Any) -> Any:
     return texts, final.choices[0].message.content
 
 
+def openai_ahelper(server: Any) -> Any:
+    async def run() -> Any:
+        async with _aopenai(server) as c:
+            async with c.chat.completions.stream(
+                model="m", messages=MESSAGES, extra_headers=H(**SCENARIO)
+            ) as s:
+                texts = [e.delta async for e in s if e.type == "content.delta"]
+                final = await s.get_final_completion()
+        return texts, final.choices[0].message.content
+
+    return asyncio.run(run())
+
+
 def anthropic_plain(server: Any) -> Any:
     return _anthropic(server).messages.create(**_akw()).content[0].text
 
@@ -122,6 +135,17 @@ def anthropic_helper(server: Any) -> Any:
         texts = list(s.text_stream)
         final = s.get_final_message()
     return texts, final.content[0].text
+
+
+def anthropic_ahelper(server: Any) -> Any:
+    async def run() -> Any:
+        async with _aanthropic(server) as c:
+            async with c.messages.stream(**_akw()) as s:
+                texts = [t async for t in s.text_stream]
+                final = await s.get_final_message()
+        return texts, final.content[0].text
+
+    return asyncio.run(run())
 
 
 def google_plain(server: Any) -> Any:
@@ -165,10 +189,12 @@ PATHS: dict[str, Callable[[Any], Any]] = {
         openai_stream,
         openai_astream,
         openai_helper,
+        openai_ahelper,
         anthropic_plain,
         anthropic_stream,
         anthropic_astream,
         anthropic_helper,
+        anthropic_ahelper,
         google_plain,
         google_stream,
         google_astream,

@@ -29,3 +29,38 @@ def test_lock_pins_every_sdk_exactly() -> None:
     for dist in ("openai", "anthropic", "google-genai", "httpx2", "pydantic", "numpy", "pip"):
         assert dist in pins, dist
     assert "otm" not in pins
+
+
+def test_lock_covers_every_requirement_of_all_and_dev() -> None:
+    """A dependency added to pyproject.toml without regenerating the lock fails here."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras: dict[str, list[str]] = project["optional-dependencies"]
+    pins = {
+        ln.split("==")[0]
+        for ln in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
+        if "==" in ln
+    }
+    canon = lambda s: re.sub(r"[-_.]+", "-", s).lower()
+    seen: set[str] = set()
+    todo = ["all", "dev"]
+    names = [re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0] for r in project["dependencies"]]
+    while todo:
+        extra = todo.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for req in extras[extra]:
+            m = re.fullmatch(r"otm\[([\w,\s-]+)\]", req.strip())
+            if m:
+                todo += [e.strip() for e in m.group(1).split(",")]
+            else:
+                names.append(re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0])
+    missing = sorted(
+        {canon(n) for n in names if "python_version < '3.11'" not in n} - pins - {"tomli"}
+    )
+    assert not missing, f"not in constraints.txt (run python3.11 tools/lock.py): {missing}"

@@ -1,7 +1,8 @@
 """Regenerate constraints.txt: a fresh resolve of ``.[all,dev]``, every package pinned.
 
 Usage:
-    python3.11 tools/lock.py            # rewrite constraints.txt
+    python3.11 tools/lock.py            # pin what is new, keep the existing pins
+    python3.11 tools/lock.py --upgrade  # a fresh resolve: the newest of everything
     python3.11 tools/lock.py --check    # exit 1 if constraints.txt would change
 
 README's set-up and .ci/run install with ``pip install -c constraints.txt -e ".[all,dev]"``,
@@ -35,8 +36,12 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def resolve(python_dir: Path) -> dict[str, str]:
-    """``{name: version}`` of every package a fresh ``pip install -e .[all,dev]`` would install."""
+def resolve(python_dir: Path, keep: Path | None = None) -> dict[str, str]:
+    """``{name: version}`` of every package ``pip install -e .[all,dev]`` would install.
+
+    ``keep``: a constraints file whose pins the resolve honours (only packages
+    it does not pin get their newest version).
+    """
     venv.create(python_dir, with_pip=True)
     py = python_dir / "bin" / "python"
     subprocess.run([py, "-m", "pip", "install", "-q", "--upgrade", *TOOLS], check=True, cwd=ROOT)
@@ -52,6 +57,7 @@ def resolve(python_dir: Path) -> dict[str, str]:
             "--ignore-installed",
             "--report",
             report,
+            *(["-c", keep] if keep is not None else []),
             "-e",
             SPEC,
         ],
@@ -89,11 +95,15 @@ def render(pins: dict[str, str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if constraints.txt is stale")
+    ap.add_argument(
+        "--upgrade", action="store_true", help="ignore the current pins: the newest of everything"
+    )
     args = ap.parse_args(argv)
     if sys.version_info[:2] != (3, 11):
         print(f"note: resolving on Python {sys.version.split()[0]}; CI runs 3.11", file=sys.stderr)
+    keep = OUT if OUT.exists() and not args.upgrade else None
     with tempfile.TemporaryDirectory(prefix="otm-lock-") as tmp:
-        text = render(resolve(Path(tmp) / "venv"))
+        text = render(resolve(Path(tmp) / "venv", keep))
     # the header names the Python version only; compare the pins alone
     old = OUT.read_text(encoding="utf-8") if OUT.exists() else ""
     pins_of = lambda s: [ln for ln in s.splitlines() if ln and not ln.startswith("#")]

@@ -1,12 +1,14 @@
 """Streaming reader of JSONL logs: one request per line, never all in memory.
 
-It reads what experiments write (``schema: otm.record/1`` lines) and also bare
-telemetry objects, including the camelCase lines OTM-style collectors emit
-(``startTime``, ``inputTokens``...), which it estimates on the fly.
+It reads what experiments write (``schema: otm.record/1`` lines, telemetry
+only since the line is written before the call returns; older logs carry an
+``impact`` too) and bare telemetry objects, including the camelCase lines
+OTM-style collectors emit (``startTime``, ``inputTokens``...). Lines without
+figures are estimated a chunk at a time (``estimate_rows``).
 
 A log cut short by a killed process ends in a partial line: that last line is
 skipped quietly (``truncated`` says so). A malformed line elsewhere is skipped,
-counted in ``skipped`` and logged once.
+counted in ``skipped``, and the first reason is logged once per pass.
 """
 
 from __future__ import annotations

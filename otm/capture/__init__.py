@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ ADAPTERS: dict[str, tuple[str, str]] = {
     "openai": ("otm.capture.openai_sdk", "openai"),
     "anthropic": ("otm.capture.anthropic_sdk", "anthropic"),
     "google": ("otm.capture.google_sdk", "google.genai"),
+    "litellm": ("otm.capture.litellm_logger", "litellm"),
 }
 _ALIASES = {"google-genai": "google", "genai": "google", "gemini": "google"}
 
@@ -73,6 +75,9 @@ def instrument(providers: str | Iterable[str] | None = None) -> list[str]:
         try:
             module = importlib.import_module(module_name)
             n = registry.install(name, module.targets())
+            install = getattr(module, "install", None)  # integrations through the library's own hooks
+            if install is not None:
+                n += install()
             logger.debug("otm: instrumented %s (%d methods)", name, n)
         except Exception as exc:
             log_once(f"instrument {name}", exc)
@@ -81,10 +86,16 @@ def instrument(providers: str | Iterable[str] | None = None) -> list[str]:
 
 def uninstrument(providers: str | Iterable[str] | None = None) -> None:
     """Undo :func:`instrument` for every (or the named) SDK."""
-    if providers is None:
-        registry.uninstall(None)
-        return
-    for name in _normalise(providers):
+    names = list(ADAPTERS) if providers is None else _normalise(providers)
+    for name in names:
+        if registry.is_installed(name):
+            module = sys.modules.get(ADAPTERS[name][0])
+            uninstall_hooks = getattr(module, "uninstall", None)
+            if uninstall_hooks is not None:
+                try:
+                    uninstall_hooks()
+                except Exception as exc:
+                    log_once(f"uninstrument {name}", exc)
         registry.uninstall(name)
 
 

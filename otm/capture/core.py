@@ -32,6 +32,7 @@ from typing import Any
 
 from otm import events
 from otm._log import log_once
+from otm.capture import handoff
 from otm.record import Record
 from otm.telemetry import Telemetry
 
@@ -1042,7 +1043,7 @@ def make_sync_wrapper(
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        if not options.enabled or id(wrapper) in _inert:
+        if not options.enabled or id(wrapper) in _inert or handoff.owned():
             return wrapped(*args, **kwargs)
         try:
             call = begin(instance, args, kwargs)
@@ -1076,7 +1077,7 @@ def make_async_wrapper(
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        if not options.enabled or id(wrapper) in _inert:
+        if not options.enabled or id(wrapper) in _inert or handoff.owned():
             return wrapped(*args, **kwargs)
 
         async def run() -> Any:

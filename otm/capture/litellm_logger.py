@@ -41,8 +41,10 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from otm._log import log_once
-from otm.capture import core, handoff
-from otm.capture.core import Call, options
+from otm.capture import handoff
+from otm.capture.attribution import provider_from_host
+from otm.capture.call import _CANCELLED, Call, _perf
+from otm.capture.wrappers import guarded
 
 PROVIDER = "litellm"
 
@@ -118,7 +120,7 @@ def provider_for(litellm_provider: str | None, api_base: str | None) -> str:
     name = (litellm_provider or "").strip().lower()
     host = _host_of(api_base)
     if host:
-        found = core.provider_from_host(host, "")
+        found = provider_from_host(host, "")
         if found:
             return found
     if name in _SELF_HOSTED:
@@ -272,7 +274,7 @@ def _read_usage(call: Call, usage: Any) -> None:
 def _output_text(call: Call, response: Any) -> None:
     n = 0
     visible_reasoning = False
-    texts: list[str] | None = [] if options.capture_prompts else None
+    texts: list[str] | None = [] if call.config.capture_prompts else None
     for choice in _get(response, "choices") or ():
         message = _get(choice, "message")
         text = _get(message, "content") if message is not None else _get(choice, "text")
@@ -315,7 +317,7 @@ def _input_text(call: Call, kwargs: Mapping[str, Any]) -> None:
         parts.append(kwargs["input"])
     if parts:
         call.input_text_length = sum(len(p) for p in parts)
-        if options.capture_prompts:
+        if call.config.capture_prompts:
             call.prompt = "\n".join(parts)
 
 
@@ -373,7 +375,7 @@ def _success(kwargs: Mapping[str, Any], response: Any, start: Any, end: Any) -> 
     call.extra = {"response_id": response_id} if isinstance(response_id, str) else None
     _output_text(call, result)
     _input_text(call, kwargs)
-    t_end = _perf_of(call, end) or core._perf()
+    t_end = _perf_of(call, end) or _perf()
     if streamed:
         t_first = _perf_of(call, kwargs.get("completion_start_time"))
         call.t_first_chunk = call.t_first_token = t_first
@@ -386,13 +388,13 @@ def _failure(kwargs: Mapping[str, Any], start: Any, end: Any) -> None:
     if call is None or call.status != "pending":
         return
     exc = kwargs.get("exception")
-    t_end = _perf_of(call, end) or core._perf()
+    t_end = _perf_of(call, end) or _perf()
     if isinstance(exc, BaseException):
         code = getattr(exc, "status_code", None)
         if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599:
             call.http_status = code
         call.error_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
-        status = "cancelled" if type(exc).__name__ in core._CANCELLED else "error"
+        status = "cancelled" if type(exc).__name__ in _CANCELLED else "error"
     else:
         status = "error"
     slo = kwargs.get("standard_logging_object")
@@ -407,7 +409,7 @@ class OtmLogger(CustomLogger):  # type: ignore[misc]
     """otm's LiteLLM logger: one record per LiteLLM call. Never raises into LiteLLM."""
 
     def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
-        core.guarded("litellm.pre_api_call", _begin, kwargs)
+        guarded("litellm.pre_api_call", _begin, kwargs)
 
     def log_post_api_call(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         cid = kwargs.get("litellm_call_id") if isinstance(kwargs, Mapping) else None
@@ -415,20 +417,20 @@ class OtmLogger(CustomLogger):  # type: ignore[misc]
             handoff.release(cid)  # the SDK call (if any) has returned
 
     def log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
-        core.guarded("litellm.success", _success, kwargs, response_obj, start_time, end_time)
+        guarded("litellm.success", _success, kwargs, response_obj, start_time, end_time)
 
     def log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
-        core.guarded("litellm.failure", _failure, kwargs, start_time, end_time)
+        guarded("litellm.failure", _failure, kwargs, start_time, end_time)
 
     async def async_log_success_event(
         self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
-        core.guarded("litellm.success", _success, kwargs, response_obj, start_time, end_time)
+        guarded("litellm.success", _success, kwargs, response_obj, start_time, end_time)
 
     async def async_log_failure_event(
         self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
-        core.guarded("litellm.failure", _failure, kwargs, start_time, end_time)
+        guarded("litellm.failure", _failure, kwargs, start_time, end_time)
 
 
 # --------------------------------------------------------------------------- install

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from otm._log import log_once
 
 _inert: set[int] = set()
 """ids of wrappers left in place under someone else's wrapper: they pass calls through."""
 
-@dataclass
-class _Patch:
+class _Patch(NamedTuple):  # a NamedTuple, not a dataclass: importing dataclasses costs otm.instrument() ~5 ms
     provider: str
     owner: type
     name: str

@@ -681,10 +681,13 @@ def _resource_classes() -> dict[str, tuple[type | None, type | None]]:
     """(sync, async) resource classes from the package's public re-exports; None when missing."""
     found: dict[str, tuple[type | None, type | None]] = {}
 
-    def load(key: str, module: str, sync_name: str, async_name: str) -> None:
+    def load(key: str, module: str, sync_name: str, async_name: str, optional: bool = False) -> None:
         try:
             mod = __import__(module, fromlist=[sync_name, async_name])
             found[key] = (getattr(mod, sync_name, None), getattr(mod, async_name, None))
+        except ImportError:
+            if not optional:
+                log_once(f"openai: {module}", message=f"otm: {module} not found; its calls are not captured")
         except Exception as exc:
             log_once(
                 f"openai: {module}",
@@ -694,6 +697,9 @@ def _resource_classes() -> dict[str, tuple[type | None, type | None]]:
 
     load("chat", "openai.resources.chat", "Completions", "AsyncCompletions")
     load("responses", "openai.resources.responses", "Responses", "AsyncResponses")
+    # client.beta.responses: its own classes (same wire format, BetaResponse models);
+    # only in SDK versions that have it.
+    load("beta_responses", "openai.resources.beta.responses", "Responses", "AsyncResponses", True)
     load("embeddings", "openai.resources", "Embeddings", "AsyncEmbeddings")
     load("completion", "openai.resources", "Completions", "AsyncCompletions")
     return found
@@ -720,11 +726,14 @@ def targets() -> list[tuple[type, str, Callable[..., Any]]]:
     pair("responses", "create", _begin_responses, "openai.responses.create")
     pair("responses", "parse", _begin_plain("responses"), "openai.responses.parse")
     pair("responses", "retrieve", _begin_responses_retrieve, "openai.responses.retrieve")
+    pair("beta_responses", "create", _begin_responses, "openai.beta.responses.create")
+    pair("beta_responses", "parse", _begin_plain("responses"), "openai.beta.responses.parse")
+    pair("beta_responses", "retrieve", _begin_responses_retrieve, "openai.beta.responses.retrieve")
     pair("embeddings", "create", _begin_plain("embeddings"), "openai.embeddings.create")
     pair("completion", "create", _begin_stream_options("completion"), "openai.completions.create")
     # The .stream() helpers: sync methods (also on the async resources) that
     # return a context manager; the request starts in its __enter__/__aenter__.
-    for key in ("chat", "responses"):
+    for key in ("chat", "responses", "beta_responses"):
         for cls in classes.get(key, (None, None)):
             add(cls, "stream", make_passthrough_wrapper(f"openai.{key}.stream", _swap_manager))
     return out

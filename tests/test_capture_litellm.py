@@ -39,6 +39,9 @@ def _warm(fake_server: Any) -> None:
     for route in ROUTES:
         list(litellm.completion(stream=True, **_kw(fake_server, route)))
         litellm.completion(**_kw(fake_server, route))
+    # LiteLLM reads its callback lists when its worker thread logs the call:
+    # let these calls' logging finish before a test registers otm's logger.
+    time.sleep(1.0)
 
 
 @pytest.fixture(autouse=True)

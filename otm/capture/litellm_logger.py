@@ -356,6 +356,7 @@ def _success(kwargs: Mapping[str, Any], response: Any, start: Any, end: Any) -> 
         return
     streamed = kwargs.get("stream") is True
     call.streamed = streamed
+    call.chunks_counted = False  # LiteLLM reports the first chunk and the end, not each chunk
     final = kwargs.get("complete_streaming_response") if streamed else None
     result = final if final is not None else response
     _read_usage(call, _get(result, "usage"))
@@ -365,14 +366,16 @@ def _success(kwargs: Mapping[str, Any], response: Any, start: Any, end: Any) -> 
         and not _usage_was_requested(kwargs)
     ):
         # LiteLLM counted this stream's tokens itself (no usage chunk was asked for).
-        call.tokens_estimated = True
+        call.input_estimated = call.output_estimated = True
     model = _get(result, "model")
     call.served_model = model if isinstance(model, str) and model else None
     rid = _request_id(result, kwargs) or _request_id(response, kwargs)
     if rid:
         call.request_id = rid
     response_id = _get(result, "id")
-    call.extra = {"response_id": response_id} if isinstance(response_id, str) else None
+    if isinstance(response_id, str) and response_id:
+        call.response_id = response_id
+    call.extra = None
     _output_text(call, result)
     _input_text(call, kwargs)
     t_end = _perf_of(call, end) or _perf()

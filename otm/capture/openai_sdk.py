@@ -312,6 +312,7 @@ def _read_chat_completion(call: Call, r: Any) -> None:
         _chat_usage(call, usage)
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
+    call.response_id = getattr(r, "id", None) or call.response_id
     n = 0
     texts: list[str] | None = [] if call.config.capture_prompts else None
     for choice in r.choices or ():
@@ -344,6 +345,7 @@ def _read_legacy_completion(call: Call, r: Any) -> None:
         _chat_usage(call, usage)
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
+    call.response_id = getattr(r, "id", None) or call.response_id
     n = 0
     texts: list[str] | None = [] if call.config.capture_prompts else None
     for choice in r.choices or ():
@@ -363,6 +365,7 @@ def _read_response(call: Call, r: Any) -> None:
         _responses_usage(call, usage)
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
+    call.response_id = getattr(r, "id", None) or call.response_id
     status = r.status
     if status == "failed":
         call.outcome = "error"
@@ -394,6 +397,7 @@ def _read_embeddings(call: Call, r: Any) -> None:
     call.output_tokens = 0
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
+    call.response_id = getattr(r, "id", None) or call.response_id
 
 
 _MODEL_READERS: dict[str, Callable[[Call, Any], None]] = {
@@ -446,11 +450,13 @@ def _observe_chat(call: Call, chunk: Any) -> None:
     call.t_last_chunk = t
     if has:
         call.t_last = t
+        call.content_chunks += 1
         if call.t_first_token is None:
             call.t_first_token = t
     if call.t_first_chunk is None:
         call.t_first_chunk = t
         call.served_model = chunk.model
+        call.response_id = chunk.id
 
 
 def _observe_other_delta(call: Call, delta: Any) -> bool:
@@ -537,8 +543,10 @@ def _observe_response_event(call: Call, event: Any) -> None:
         return
     elif kind == "response.created":
         response = event.response
-        if response is not None and call.served_model is None:
-            call.served_model = response.model
+        if response is not None:
+            call.response_id = response.id
+            if call.served_model is None:
+                call.served_model = response.model
     elif kind == "error":
         call.outcome = "error"
         call.error_type = "openai.response.error"

@@ -45,13 +45,14 @@ def build_record(call: Call) -> Record:
 
     out_tokens = call.output_tokens
     in_tokens = call.input_tokens
-    estimated = call.tokens_estimated
+    in_estimated = call.input_estimated
+    out_estimated = call.output_estimated
     text = "".join(call.text_parts) if call.text_parts else None
     if out_tokens is None and (call.output_text_length or text):
         out_tokens = count_tokens(
             text, call.output_text_length, call.served_model or call.model
         )
-        estimated = True
+        out_estimated = True
     if (
         in_tokens is None
         and call.input_text_length
@@ -62,7 +63,7 @@ def build_record(call: Call) -> Record:
         in_tokens = count_tokens(
             call.prompt, call.input_text_length, call.served_model or call.model
         )
-        estimated = True
+        in_estimated = True
     in_tokens = in_tokens or 0
     cached = min(call.cached_input_tokens or 0, in_tokens)
     out_tokens = out_tokens or 0
@@ -87,11 +88,17 @@ def build_record(call: Call) -> Record:
             "output_tokens": out_tokens,
             "reasoning_tokens": reasoning,
             "reasoning_streamed": call.reasoning_streamed,
-            "tokens_estimated": estimated,
+            "tokens_estimated": in_estimated or out_estimated,
+            "input_tokens_estimated": in_estimated,
+            "output_tokens_estimated": out_estimated,
+            "response_id": call.response_id,
             "input_text_length": call.input_text_length,
             "output_text_length": call.output_text_length or None,
             "streamed": call.streamed,
-            "chunk_count": call.chunks if call.streamed else None,
+            "chunk_count": call.chunks if call.streamed and call.chunks_counted else None,
+            "content_chunk_count": (
+                call.content_chunks if call.streamed and call.chunks_counted else None
+            ),
             "status": call.status,
             "http_status": call.http_status,
             "error_type": call.error_type,

@@ -39,4 +39,12 @@ def owned() -> bool:
     return owner is not None and owner in _open
 
 
-__all__ = ["claim", "owned", "release"]
+# --------------------------------------------------------------------------- otm's own layers
+
+layers: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar("otm_layers", default=())
+"""The otm wrappers running in this context. When another instrumentor sits
+between two layers of the same otm wrapper (otm moved back on top of it), the
+inner layer sees its id here and passes the call through: the outer one records."""
+
+
+__all__ = ["claim", "layers", "owned", "release"]

@@ -18,7 +18,6 @@ from otm.capture.call import _NOT_FINISHED, Call
 from otm.capture.patching import is_inert, registry
 from otm.capture.settings import snapshot
 
-
 _active = handoff.layers
 
 

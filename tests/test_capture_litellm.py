@@ -36,9 +36,15 @@ ROUTES = ["openai", "anthropic", "hosted_vllm"]
 @pytest.fixture(scope="module", autouse=True)
 def _warm(fake_server: Any) -> None:
     """Pay LiteLLM's first-use costs (lazy imports, tokenizer look-ups) before anything is timed."""
+    async def warm_async(route: str) -> None:
+        await litellm.acompletion(**_kw(fake_server, route))
+        async for _ in await litellm.acompletion(stream=True, **_kw(fake_server, route)):
+            pass
+
     for route in ROUTES:
         list(litellm.completion(stream=True, **_kw(fake_server, route)))
         litellm.completion(**_kw(fake_server, route))
+        asyncio.run(warm_async(route))
     # LiteLLM reads its callback lists when its worker thread logs the call:
     # let these calls' logging finish before a test registers otm's logger.
     time.sleep(1.0)

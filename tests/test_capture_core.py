@@ -105,6 +105,18 @@ def test_outcome_overrides_a_normal_end() -> None:
     assert call2.finish("abandoned").telemetry.status == "abandoned"
 
 
+def test_a_call_is_recorded_under_the_settings_it_started_with(
+    records: list[Any], configure: Any
+) -> None:
+    configure(tags={"phase": "before"})
+    call = Call("p", "chat", "m")
+    configure(tags={"phase": "after"}, capture_prompts=True)
+    call.prompt = "secret"
+    rec = call.finish()
+    assert rec.tags == {"phase": "before"} and rec.telemetry.prompt is None
+    assert Call("p", "chat", "m").finish().tags == {"phase": "after"}
+
+
 def test_settings_and_defaults(records: list[Any], configure: Any) -> None:
     configure(region="FRA", tags={"env": "test", "team": "a"})
     plain = Call("p", "chat", "m").finish()

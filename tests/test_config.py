@@ -411,3 +411,40 @@ def test_provider_names_match_capture_adapters() -> None:
     import otm.capture
 
     assert set(config.PROVIDERS) == set(otm.capture.ADAPTERS)
+
+
+# --------------------------------------------------------------------------- what other layers read
+
+
+def test_default_region_and_effective_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = pytest.importorskip("otm.data")
+    if data.find_region("FRA") is None:
+        pytest.skip("packaged region data not built yet")
+    assert config.default_region() is None and config.effective().region is None
+    monkeypatch.setenv("OTM_REGION", "FRA")
+    monkeypatch.setenv("OTM_TAGS", "team=ml,env=prod")
+    config.reset()
+    assert config.default_region() == "FRA"
+    eff = config.effective()
+    assert eff.region == "FRA" and eff.tags == {"team": "ml", "env": "prod"}
+    eff = config.effective(region="US-VA", tags=[{"env": "run"}, None, {"team": "client"}])
+    assert eff.region == "US-VA" and eff.tags == {"team": "client", "env": "run"}
+    # The merged tags are a new dict: editing them never changes the settings.
+    config.effective().tags["x"] = "y"
+    assert "x" not in otm.settings().tags
+
+
+def test_a_failing_subscriber_never_breaks_configure() -> None:
+    seen: list[object] = []
+
+    def broken(s: object) -> None:
+        raise RuntimeError("subscriber bug")
+
+    config.on_change(broken)
+    config.on_change(seen.append)
+    try:
+        s = configure(capture_prompts=True)
+        assert seen[-1] is s
+    finally:
+        config._subscribers.remove(broken)
+        config._subscribers.remove(seen.append)

@@ -193,10 +193,26 @@ def wrap(
 ) -> T:
     """Instrument ``client``'s SDK and return the same client object.
 
-    ``deployment`` (an :class:`otm.Deployment`), ``region`` and ``tags`` apply
-    to the calls made through this client; ``provider`` overrides the provider
-    recognised from its base URL (e.g. ``"local"`` for a vLLM server).
+    ``deployment`` (an :class:`otm.Deployment`, or a dict of its fields),
+    ``region`` and ``tags`` apply to the calls made through this client;
+    ``provider`` overrides the provider recognised from its base URL (e.g.
+    ``"local"`` for a vLLM server). Invalid arguments raise ``TypeError`` or
+    ``ValueError`` here, once, rather than costing every record of the client.
     """
+    # Imported here: instrument() before any SDK import must not load the settings machinery.
+    from dataclasses import replace
+
+    from otm.capture.clients import client_settings, set_client_settings
+    from otm.capture.settings import snapshot
+
+    disabled = snapshot().disabled
+    given = client_settings(
+        deployment=deployment,
+        region=region,
+        tags=tags,
+        provider=provider,
+        check_data=not disabled,  # under the kill switch the user's data file is not loaded
+    )
     try:
         found = _adapter_for(client)
         if found is None:
@@ -206,15 +222,9 @@ def wrap(
             )
             return client
         name, module = found
-        from otm.capture.clients import ClientSettings, set_client_settings
-        from otm.capture.settings import snapshot
-
-        if not snapshot().disabled:
+        if not disabled:
             instrument([name])
-        detected = provider or module.detect_provider(client)
-        settings = ClientSettings(
-            deployment=deployment, region=region, tags=dict(tags or {}), provider=detected
-        )
+        settings = replace(given, provider=given.provider or module.detect_provider(client))
         for key in module.settings_keys(client):
             set_client_settings(key, settings)
     except Exception as exc:

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from otm._log import log_once
+from otm.capture.sanitize import count, text
 from otm.capture.tokens import count_tokens
 from otm.config import effective
 from otm.record import Record
@@ -43,15 +44,21 @@ def build_record(call: Call) -> Record:
         # A non-streamed response arrives whole: first and last token = return.
         first_chunk = first_token = last = t_end if call.status == "ok" else None
 
-    out_tokens = call.output_tokens
-    in_tokens = call.input_tokens
+    # What the server sent is checked here, once: a bad value is coerced or
+    # dropped (and noted), never allowed to cost the record.
+    notes = list(call.notes)  # adapters that add counts up note their repairs there
+    out_tokens = count(call.output_tokens, "output_tokens", notes)
+    in_tokens = count(call.input_tokens, "input_tokens", notes)
+    cached = count(call.cached_input_tokens, "cached_input_tokens", notes)
+    reasoning = count(call.reasoning_tokens, "reasoning_tokens", notes)
+    model = text(call.served_model or call.model, "model", notes)
+    request_id = text(call.request_id, "request_id", notes)
+    prompt = text(call.prompt, "prompt", notes)
+    joined = text("".join(call.text_parts), "output text", notes) if call.text_parts else None
     in_estimated = call.input_estimated
     out_estimated = call.output_estimated
-    text = "".join(call.text_parts) if call.text_parts else None
-    if out_tokens is None and (call.output_text_length or text):
-        out_tokens = count_tokens(
-            text, call.output_text_length, call.served_model or call.model
-        )
+    if out_tokens is None and (call.output_text_length or joined):
+        out_tokens = count_tokens(joined, call.output_text_length, model)
         out_estimated = True
     if (
         in_tokens is None
@@ -60,23 +67,28 @@ def build_record(call: Call) -> Record:
     ):
         # Only when the server answered: a request refused or cancelled
         # before its response began was (as far as we know) not processed.
-        in_tokens = count_tokens(
-            call.prompt, call.input_text_length, call.served_model or call.model
-        )
+        in_tokens = count_tokens(prompt, call.input_text_length, model)
         in_estimated = True
     in_tokens = in_tokens or 0
-    cached = min(call.cached_input_tokens or 0, in_tokens)
     out_tokens = out_tokens or 0
-    reasoning = min(call.reasoning_tokens or 0, out_tokens)
+    if cached is not None and cached > in_tokens:
+        notes.append(f"cached_input_tokens={cached} exceeds input_tokens={in_tokens}: capped")
+        cached = in_tokens
+    if reasoning is not None and reasoning > out_tokens:
+        notes.append(f"reasoning_tokens={reasoning} exceeds output_tokens={out_tokens}: capped")
+        reasoning = out_tokens
+    cached = cached or 0
+    reasoning = reasoning or 0
 
     settings = call.settings
     config = call.config
     capture = config.capture_prompts
+    completion = (text(call.completion, "completion", notes) or joined) if capture else None
     telemetry = _make_telemetry(
         {
             "provider": call.provider,
-            "model": call.served_model or call.model,
-            "request_id": call.request_id,
+            "model": model,
+            "request_id": request_id,
             "operation": call.operation,
             "start_time": w0,
             "first_chunk_time": None if first_chunk is None else w0 + (first_chunk - t0),
@@ -102,10 +114,18 @@ def build_record(call: Call) -> Record:
             "status": call.status,
             "http_status": call.http_status,
             "error_type": call.error_type,
-            "prompt": call.prompt if capture else None,
-            "completion": (call.completion or text) if capture else None,
+            "prompt": prompt if capture else None,
+            "completion": completion,
+            "provider_source": None,
+            "capture_notes": notes or None,
         }
     )
+    if notes:
+        log_once(
+            f"capture.repaired[{call.provider}]",
+            message=f"otm: {call.provider} sent values that needed repair ({'; '.join(notes)}); "
+            "the record is kept (telemetry.capture_notes)",
+        )
     # Tags: configured defaults < the runs the call was made in (outer to
     # inner; a collector offering ``record_tags``) < the client's.
     layers = [getattr(collector, "record_tags", None) for collector in call.scope]

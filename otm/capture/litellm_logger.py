@@ -492,9 +492,27 @@ def owns(client: Any) -> bool:
     return False
 
 
+def detect_provider(client: Any) -> str:
+    """Per call instead (:func:`provider_for`); there is no client to look at."""
+    return PROVIDER
+
+
+def settings_keys(client: Any) -> list[object]:
+    return []
+
+
 def targets() -> list[Any]:
     """LiteLLM is captured through its callbacks, not by patching methods."""
     return []
 
 
-__all__ = ["OtmLogger", "install", "owns", "provider_for", "targets", "uninstall"]
+__all__ = [
+    "OtmLogger",
+    "detect_provider",
+    "install",
+    "owns",
+    "provider_for",
+    "settings_keys",
+    "targets",
+    "uninstall",
+]

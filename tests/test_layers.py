@@ -40,6 +40,9 @@ FORBIDDEN = {
     "otm.impact": _TYPES,
     "otm.deployment": _TYPES,
     "otm._log": (*_TYPES, "otm.data", "otm.telemetry", "otm.impact", "otm.deployment"),
+    # Number formatting and notebook display: read records and impacts, never make them.
+    "otm.units": (*_TYPES, "otm.data", "otm.telemetry", "otm.impact", "otm.deployment"),
+    "otm.display": ("otm.capture", "otm.estimate", "otm.config", "otm.events", *_USERS),
 }
 
 # (importer, import) pairs that are deliberate exceptions, each with its reason.

@@ -52,7 +52,7 @@ ENV_PREFIX: Final = "OTM_"
 CONFIG_FILE_ENV: Final = "OTM_CONFIG_FILE"
 """Names the config file to use instead of searching for one ("none" disables files)."""
 
-PROVIDERS: Final = ("openai", "anthropic", "google")
+PROVIDERS: Final = ("openai", "anthropic", "google", "litellm")
 _PROVIDER_ALIASES: Final = {"google-genai": "google", "genai": "google", "gemini": "google"}
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE: Final = frozenset({"1", "true", "yes", "on", "y", "t"})

@@ -40,10 +40,9 @@ FORBIDDEN = {
     "otm.impact": _TYPES,
     "otm.deployment": _TYPES,
     "otm._log": (*_TYPES, "otm.data", "otm.telemetry", "otm.impact", "otm.deployment"),
-    # Showing a result: reads records and impacts, runs on no call's path.
+    # Number formatting and notebook display: read records and impacts, never make them.
+    "otm.units": (*_TYPES, "otm.data", "otm.telemetry", "otm.impact", "otm.deployment"),
     "otm.display": ("otm.capture", "otm.estimate", "otm.config", "otm.events", *_USERS),
-    # Number formatting: below everything that prints.
-    "otm.units": (*_TYPES, "otm.data", "otm.display", "otm.telemetry", "otm.impact"),
 }
 
 # (importer, import) pairs that are deliberate exceptions, each with its reason.

@@ -38,6 +38,8 @@ class Call:
         "_lock",
         "cached_input_tokens",
         "chunks",
+        "chunks_counted",
+        "content_chunks",
         "completion",
         "config",
         "error_type",
@@ -74,7 +76,9 @@ class Call:
         "t_last",
         "t_last_chunk",
         "text_parts",
-        "tokens_estimated",
+        "input_estimated",
+        "output_estimated",
+        "response_id",
     )
 
     def __init__(
@@ -108,6 +112,11 @@ class Call:
         self.t_last: float | None = None
         self.t_end: float | None = None
         self.chunks = 0
+        self.content_chunks = 0
+        """Chunks that carried output (text, tool arguments, reasoning): the
+        count behind the inter-chunk latency, exact even when tokens are not."""
+        self.chunks_counted = True
+        """False when the chunks were not seen one by one (LiteLLM's callbacks)."""
         self.input_tokens: int | None = None
         self.cached_input_tokens: int | None = None
         self.output_tokens: int | None = None
@@ -115,7 +124,12 @@ class Call:
         # Set by adapters whose streams carry reasoning as visible deltas
         # (anthropic thinking); hidden reasoning happens before the first token.
         self.reasoning_streamed = False
-        self.tokens_estimated = False
+        # Token counts the integration itself reports as estimated (LiteLLM
+        # counts a stream's tokens when the provider sent no usage).
+        self.input_estimated = False
+        self.output_estimated = False
+        self.response_id: str | None = None
+        """The provider's id of the completion (``chatcmpl-...``, ``msg_...``), when known."""
         self.input_text_length: int | None = None
         self.output_text_length = 0
         self.prompt: str | None = None
@@ -155,6 +169,7 @@ class Call:
         self.t_last_chunk = t
         if has_content:
             self.t_last = t
+            self.content_chunks += 1
             if self.t_first_token is None:
                 self.t_first_token = t
         if self.t_first_chunk is None:

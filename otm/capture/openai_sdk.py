@@ -297,6 +297,7 @@ def _read_chat_completion(call: Call, r: Any) -> None:
         _chat_usage(call, usage)
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
+    call.response_id = getattr(r, "id", None) or call.response_id
     n = 0
     texts: list[str] | None = [] if call.config.capture_prompts else None
     for choice in r.choices or ():
@@ -329,6 +330,7 @@ def _read_legacy_completion(call: Call, r: Any) -> None:
         _chat_usage(call, usage)
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
+    call.response_id = getattr(r, "id", None) or call.response_id
     n = 0
     texts: list[str] | None = [] if call.config.capture_prompts else None
     for choice in r.choices or ():
@@ -348,6 +350,7 @@ def _read_response(call: Call, r: Any) -> None:
         _responses_usage(call, usage)
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
+    call.response_id = getattr(r, "id", None) or call.response_id
     status = r.status
     if status == "failed":
         call.outcome = "error"
@@ -379,6 +382,7 @@ def _read_embeddings(call: Call, r: Any) -> None:
     call.output_tokens = 0
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
+    call.response_id = getattr(r, "id", None) or call.response_id
 
 
 _MODEL_READERS: dict[str, Callable[[Call, Any], None]] = {
@@ -431,11 +435,13 @@ def _observe_chat(call: Call, chunk: Any) -> None:
     call.t_last_chunk = t
     if has:
         call.t_last = t
+        call.content_chunks += 1
         if call.t_first_token is None:
             call.t_first_token = t
     if call.t_first_chunk is None:
         call.t_first_chunk = t
         call.served_model = chunk.model
+        call.response_id = chunk.id
 
 
 def _observe_other_delta(call: Call, delta: Any) -> bool:
@@ -522,8 +528,10 @@ def _observe_response_event(call: Call, event: Any) -> None:
         return
     elif kind == "response.created":
         response = event.response
-        if response is not None and call.served_model is None:
-            call.served_model = response.model
+        if response is not None:
+            call.response_id = response.id
+            if call.served_model is None:
+                call.served_model = response.model
     elif kind == "error":
         call.outcome = "error"
         call.error_type = "openai.response.error"
@@ -666,10 +674,13 @@ def _resource_classes() -> dict[str, tuple[type | None, type | None]]:
     """(sync, async) resource classes from the package's public re-exports; None when missing."""
     found: dict[str, tuple[type | None, type | None]] = {}
 
-    def load(key: str, module: str, sync_name: str, async_name: str) -> None:
+    def load(key: str, module: str, sync_name: str, async_name: str, optional: bool = False) -> None:
         try:
             mod = __import__(module, fromlist=[sync_name, async_name])
             found[key] = (getattr(mod, sync_name, None), getattr(mod, async_name, None))
+        except ImportError:
+            if not optional:
+                log_once(f"openai: {module}", message=f"otm: {module} not found; its calls are not captured")
         except Exception as exc:
             log_once(
                 f"openai: {module}",
@@ -679,6 +690,9 @@ def _resource_classes() -> dict[str, tuple[type | None, type | None]]:
 
     load("chat", "openai.resources.chat", "Completions", "AsyncCompletions")
     load("responses", "openai.resources.responses", "Responses", "AsyncResponses")
+    # client.beta.responses: its own classes (same wire format, BetaResponse models);
+    # only in SDK versions that have it.
+    load("beta_responses", "openai.resources.beta.responses", "Responses", "AsyncResponses", True)
     load("embeddings", "openai.resources", "Embeddings", "AsyncEmbeddings")
     load("completion", "openai.resources", "Completions", "AsyncCompletions")
     return found
@@ -705,11 +719,14 @@ def targets() -> list[tuple[type, str, Callable[..., Any]]]:
     pair("responses", "create", _begin_responses, "openai.responses.create")
     pair("responses", "parse", _begin_plain("responses"), "openai.responses.parse")
     pair("responses", "retrieve", _begin_responses_retrieve, "openai.responses.retrieve")
+    pair("beta_responses", "create", _begin_responses, "openai.beta.responses.create")
+    pair("beta_responses", "parse", _begin_plain("responses"), "openai.beta.responses.parse")
+    pair("beta_responses", "retrieve", _begin_responses_retrieve, "openai.beta.responses.retrieve")
     pair("embeddings", "create", _begin_plain("embeddings"), "openai.embeddings.create")
     pair("completion", "create", _begin_stream_options("completion"), "openai.completions.create")
     # The .stream() helpers: sync methods (also on the async resources) that
     # return a context manager; the request starts in its __enter__/__aenter__.
-    for key in ("chat", "responses"):
+    for key in ("chat", "responses", "beta_responses"):
         for cls in classes.get(key, (None, None)):
             add(cls, "stream", make_passthrough_wrapper(f"openai.{key}.stream", _swap_manager))
     return out

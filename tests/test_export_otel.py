@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from otm import events as otm_events
 from otm.deployment import Deployment
 from otm.events import emit
 from otm.export.otel import OtelExporter, span_attributes, span_name
@@ -235,10 +236,10 @@ def test_background_estimates_off_the_calling_thread(
         emit(r)
     assert exporter.flush(5.0)
     assert len(otel.spans.get_finished_spans()) == 5
-    assert threads == ["otm-otel-exporter"] * 5
+    assert threads == ["otm-delivery"] * 5  # the shared background delivery's worker
+    assert exporter.delivery is otm_events.delivery()
     assert all(r._impact is not None for r in records)  # cached on the record for everyone else
     exporter.uninstall()
-    assert not any(t.name == "otm-otel-exporter" for t in threading.enumerate())
     emit(make_record())
     assert len(otel.spans.get_finished_spans()) == 5  # no longer listening
 
@@ -340,10 +341,13 @@ def test_full_queue_drops_instead_of_blocking(
     emit(make_record(wh=None))  # dropped
     emit(make_record(wh=None))  # dropped
     assert exporter.dropped == 2
-    assert sum("queue full" in r.getMessage() for r in caplog.records) == 1
+    assert sum("is full" in r.getMessage() for r in caplog.records) == 1
     gate.set()
     assert exporter.flush(5.0)
     assert len(otel.spans.get_finished_spans()) == 2
+    exporter.uninstall()
+    # a dedicated queue (max_queue given) has its own worker, stopped on uninstall
+    assert not any(t.name == "otm-otel-exporter" for t in threading.enumerate())
 
 
 def test_install_is_idempotent_and_a_context_manager(otel: Otel) -> None:

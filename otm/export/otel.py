@@ -20,8 +20,6 @@ when an exporter is created, never by ``import otm``.
 
 from __future__ import annotations
 
-import atexit
-import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from otm._log import log_once
 
 if TYPE_CHECKING:
+    from otm.events import Delivery, Overflow
     from otm.impact import Impact
     from otm.record import Record
 
@@ -249,22 +248,16 @@ def _ns(t: float) -> int:
 # --------------------------------------------------------------------------- the exporter
 
 
-class _Item:
-    __slots__ = ("context", "record")
-
-    def __init__(self, record: Record, context: Any) -> None:
-        self.record = record
-        self.context = context
-
-
 class OtelExporter:
     """Turns every finished otm record into an OpenTelemetry span and metric points.
 
     ``tracer_provider`` / ``meter_provider``: where spans and metrics go
     (default: the globally configured ones). ``background``: estimate and
-    export on a worker thread (default) rather than on the thread that
-    finished the call. ``max_queue``: records waiting beyond this are
-    dropped (logged once) rather than slowing the caller.
+    export off the thread that finished the call (default), through a
+    :class:`otm.events.Delivery`: the shared one (``otm.events.delivery()``)
+    unless ``delivery`` names another, or ``max_queue`` / ``overflow`` ask
+    for a dedicated one. Records beyond the queue's bound are dropped
+    (counted, logged once) rather than slowing the caller.
     """
 
     def __init__(
@@ -273,7 +266,9 @@ class OtelExporter:
         meter_provider: Any = None,
         *,
         background: bool = True,
-        max_queue: int = 10_000,
+        delivery: Delivery | None = None,
+        max_queue: int | None = None,
+        overflow: Overflow | None = None,
         spans: bool = True,
         metrics: bool = True,
     ) -> None:
@@ -286,11 +281,26 @@ class OtelExporter:
                 "OpenTelemetry export needs opentelemetry-api: pip install 'otm[otel]'"
             ) from exc
         from otm import __version__
+        from otm.events import Delivery
+        from otm.events import delivery as shared_delivery
 
         self._ctx = otel_context
         self._trace = otel_trace
         self.background = background
-        self.max_queue = max_queue
+        self._own_delivery = False
+        self._delivery: Delivery | None = None
+        if background:
+            if delivery is not None:
+                self._delivery = delivery
+            elif max_queue is not None or overflow is not None:
+                self._delivery = Delivery(
+                    max_queue=max_queue if max_queue is not None else 10_000,
+                    overflow=overflow or "drop_newest",
+                    name="otm-otel-exporter",
+                )
+                self._own_delivery = True
+            else:
+                self._delivery = shared_delivery()
         self._tracer = None
         if spans:
             self._tracer = (
@@ -306,14 +316,9 @@ class OtelExporter:
                 else otel_metrics.get_meter(_SCOPE, __version__)
             )
             self._instruments = _make_instruments(meter)
-        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_queue)
-        self._pending = 0
-        self._idle = threading.Condition()
-        self._worker: threading.Thread | None = None
-        self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe: Callable[..., None] | None = None
         self._lock = threading.Lock()
         self.exported = 0
-        self.dropped = 0
 
     # --- lifecycle ---
 
@@ -324,25 +329,37 @@ class OtelExporter:
         with self._lock:
             if self._unsubscribe is not None:
                 return self
-            if self.background:
-                self._start_worker()
-            self._unsubscribe = on_record(self._on_record)
-            atexit.register(self._atexit)
+            if self._delivery is not None:
+                self._unsubscribe = self._delivery.subscribe(self._on_record)
+            else:
+                self._unsubscribe = on_record(self._on_record)
         return self
 
     def uninstall(self, timeout: float | None = 5.0) -> None:
-        """Stop listening, export what is queued (up to ``timeout`` s) and stop the worker."""
+        """Stop listening and export what is queued (up to ``timeout`` s)."""
         with self._lock:
             unsubscribe, self._unsubscribe = self._unsubscribe, None
-            if unsubscribe is not None:
+        if unsubscribe is not None:
+            if self._delivery is not None:
+                unsubscribe(timeout)  # waits for the records already queued
+            else:
                 unsubscribe()
-                atexit.unregister(self._atexit)
-        self.flush(timeout)
-        self._stop_worker(timeout)
+        if self._own_delivery and self._delivery is not None:
+            self._delivery.close(timeout)
 
     @property
     def installed(self) -> bool:
         return self._unsubscribe is not None
+
+    @property
+    def delivery(self) -> Delivery | None:
+        """The queue records wait in (None when exporting on the caller's thread)."""
+        return self._delivery
+
+    @property
+    def dropped(self) -> int:
+        """Records the delivery queue dropped (for the shared queue: for all its listeners)."""
+        return 0 if self._delivery is None else self._delivery.dropped
 
     def __enter__(self) -> OtelExporter:
         return self.install()
@@ -352,78 +369,19 @@ class OtelExporter:
 
     def flush(self, timeout: float | None = 5.0) -> bool:
         """Wait until every queued record is exported; False if ``timeout`` ran out first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._idle:
-            while self._pending > 0:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+        return True if self._delivery is None else self._delivery.flush(timeout)
 
-    def _atexit(self) -> None:
-        try:
-            self.flush(2.0)
-        except Exception:  # exit must not fail because of otm
-            pass
-
-    # --- the listener (on the thread that finished the call: keep it cheap) ---
+    # --- the listener ---
 
     def _on_record(self, record: Record) -> None:
+        # On the caller's thread (background=False), or on the delivery worker
+        # inside a snapshot of the caller's context: either way the current
+        # OpenTelemetry context is the caller's, so the span nests under theirs.
         try:
             ctx = self._ctx.get_current()
         except Exception:
             ctx = None
-        if not self.background:
-            self._export_safely(record, ctx)
-            return
-        with self._idle:
-            self._pending += 1
-        try:
-            self._queue.put_nowait(_Item(record, ctx))
-        except queue.Full:
-            self._done()
-            self.dropped += 1
-            log_once(
-                "export.otel.queue",
-                None,
-                "otm: OpenTelemetry export queue full; records are being dropped",
-            )
-
-    # --- the worker ---
-
-    def _start_worker(self) -> None:
-        if self._worker is not None and self._worker.is_alive():
-            return
-        self._worker = threading.Thread(target=self._run, name="otm-otel-exporter", daemon=True)
-        self._worker.start()
-
-    def _stop_worker(self, timeout: float | None) -> None:
-        worker = self._worker
-        if worker is None:
-            return
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            return  # daemon thread; it dies with the process
-        worker.join(timeout)
-        self._worker = None
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            try:
-                self._export_safely(item.record, item.context)
-            finally:
-                self._done()
-
-    def _done(self) -> None:
-        with self._idle:
-            self._pending -= 1
-            if self._pending <= 0:
-                self._idle.notify_all()
+        self._export_safely(record, ctx)
 
     # --- export ---
 

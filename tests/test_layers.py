@@ -17,9 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent / "otm"
 
 # package -> otm packages it must never import
 FORBIDDEN = {
-    "otm.data": ("otm.capture", "otm.estimate", "otm.report", "otm.measure", "otm.export", "otm.cli"),
-    "otm.estimate": ("otm.capture", "otm.report", "otm.measure", "otm.export", "otm.cli"),
-    "otm.capture": ("otm.estimate", "otm.report", "otm.measure", "otm.export", "otm.cli"),
+    "otm.data": ("otm.capture", "otm.estimate", "otm.report", "otm.measure", "otm.export", "otm.cli", "otm.grid"),
+    "otm.estimate": ("otm.capture", "otm.report", "otm.measure", "otm.export", "otm.cli", "otm.grid"),
+    "otm.capture": ("otm.estimate", "otm.report", "otm.measure", "otm.export", "otm.cli", "otm.grid"),
+    # live grid intensity: reads the data layer, re-estimates; reports and the CLI use it
+    "otm.grid": ("otm.capture", "otm.report", "otm.measure", "otm.export", "otm.cli"),
     "otm.report": ("otm.capture", "otm.measure", "otm.export", "otm.cli"),
     "otm.measure": ("otm.capture", "otm.report", "otm.export", "otm.cli"),
     "otm.export": ("otm.capture", "otm.report", "otm.measure", "otm.cli"),

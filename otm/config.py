@@ -25,9 +25,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -42,9 +42,14 @@ __all__ = [
     "ENV_PREFIX",
     "ConfigError",
     "Settings",
+    "Effective",
     "configure",
+    "current",
+    "default_region",
+    "effective",
     "ensure_configured",
     "find_config_file",
+    "on_change",
     "reset",
     "resolve",
     "settings",
@@ -574,41 +579,21 @@ def _check_region(s: Settings) -> None:
         raise ConfigError("region", f"unknown region {s.region!r}{hint}", s.source("region"))
 
 
-def _apply(s: Settings, *, only_explicit: bool) -> None:
-    """Make ``s`` effective: capture switches, the otm logger, the user data file.
+def _apply(s: Settings) -> None:
+    """Make ``s`` effective: the user data file, the otm logger; then tell subscribers.
 
-    ``only_explicit`` (the lazy first use) leaves alone the capture switches
-    whose value is a default, so code that set them directly keeps them.
+    Settings flow one way: this module never writes into other layers. Capture
+    reads the snapshot (:func:`current`) on every call and subscribes with
+    :func:`on_change` to act on the kill switch.
     """
-    from otm.capture import core
-
-    if s.disabled:
+    if not s.disabled:
         # The kill switch is what an operator reaches for when otm's own
         # configuration is broken: honour it before checking anything else.
-        core.options.enabled = False
-        core.registry.uninstall(None)
-        return
-    _load_data_file(s)
-    _check_region(s)
-
-    def given(name: str) -> bool:
-        return not only_explicit or s.source(name) != "default"
-
-    opts = core.options
-    if given("disabled"):
-        opts.enabled = not s.disabled
-    if given("capture_prompts"):
-        opts.capture_prompts = s.capture_prompts
-    if given("request_usage"):
-        opts.request_usage = s.request_usage
-    if given("region"):
-        opts.default_region = s.region
-    if given("tags"):
-        opts.default_tags = dict(s.tags)
-    if s.log_level is not None:
-        logging.getLogger("otm").setLevel(s.log_level)
-    if s.disabled and core.registry.installed():
-        core.registry.uninstall(None)
+        _load_data_file(s)
+        _check_region(s)
+        if s.log_level is not None:
+            logging.getLogger("otm").setLevel(s.log_level)
+    _notify(s)
 
 
 def configure(
@@ -669,14 +654,14 @@ def configure(
         arguments = {**_state.arguments, **given}
         cfg_file = _state.config_file if config_file is _UNSET else config_file
         resolved = _resolve_or_kill(arguments, cfg_file)
-        _apply(resolved, only_explicit=False)
+        _apply(resolved)
         _state.arguments = arguments
         _state.config_file = cfg_file
         _state.current = resolved
     if resolved.auto_instrument and not resolved.disabled:
-        import otm.capture
+        from otm.capture import instrument  # the public entry point, nothing below it
 
-        otm.capture.instrument(list(resolved.providers) if resolved.providers is not None else None)
+        instrument(list(resolved.providers) if resolved.providers is not None else None)
     return resolved
 
 
@@ -717,7 +702,7 @@ def ensure_configured() -> Settings:
     with _state.lock:
         if _state.current is None:
             resolved = _resolve_or_kill(_state.arguments, _state.config_file)
-            _apply(resolved, only_explicit=True)
+            _apply(resolved)
             _state.current = resolved
         return _state.current
 
@@ -730,11 +715,81 @@ def settings() -> Settings:
 def reset() -> None:
     """Forget configure() arguments and the resolved settings (tests, notebooks).
 
-    The next :func:`settings` call resolves from the environment and files
-    again. Capture switches already applied stay as they are until then.
+    The next :func:`settings` (or :func:`current`) call resolves from the
+    environment and files again.
     """
     with _state.lock:
         _state.arguments = {}
         _state.config_file = None
         _state.current = None
         _state.loaded_data = None
+
+
+# --------------------------------------------------------------------------- what other layers read
+#
+# One snapshot, read (never written) by capture on every call and by whoever
+# needs a configured default; one function for the precedence of region and
+# tags, so capture and the estimator cannot disagree.
+
+_subscribers: list[Callable[[Settings], None]] = []
+
+
+def on_change(callback: Callable[[Settings], None]) -> None:
+    """Call ``callback(settings)`` whenever settings are applied (first use, ``configure``).
+
+    How a layer that reads the snapshot learns of a change it must act on at
+    once (capture: the kill switch removes its patches), without this module
+    importing it.
+    """
+    if callback not in _subscribers:
+        _subscribers.append(callback)
+
+
+def _notify(s: Settings) -> None:
+    for callback in tuple(_subscribers):
+        try:
+            callback(s)
+        except Exception as exc:  # a subscriber's failure is its own, never configure()'s
+            from otm._log import log_once
+
+            log_once(f"config subscriber {getattr(callback, '__qualname__', callback)!s}", exc)
+
+
+def current() -> Settings:
+    """The settings snapshot in force: one attribute read once resolved (resolves on first use)."""
+    s = _state.current
+    return s if s is not None else ensure_configured()
+
+
+def default_region() -> str | None:
+    """The configured default region (``OTM_REGION``, ``configure(region=...)``, a config file)."""
+    return current().region
+
+
+class Effective(NamedTuple):
+    region: str | None
+    tags: dict[str, str]
+
+
+def effective(
+    *,
+    region: str | None = None,
+    tags: Iterable[Mapping[str, str] | None] = (),
+    settings: Settings | None = None,
+) -> Effective:
+    """The region and tags a record (or an estimate) is made under: the one precedence rule.
+
+    Region: the one given (by the call or its client) wins over the configured
+    default. Tags: the configured defaults, then each mapping of ``tags`` in
+    order, later ones winning (capture passes the runs a call was made in,
+    outer to inner, then the client's). ``settings`` is the snapshot to use
+    (capture passes the one its call started under); default :func:`current`.
+    """
+    s = current() if settings is None else settings
+    merged = s.tags
+    copied = False
+    for layer in tags:
+        if layer:
+            merged = {**merged, **layer}
+            copied = True
+    return Effective(region or s.region, merged if copied else dict(merged))

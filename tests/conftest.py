@@ -59,3 +59,13 @@ def _otm_logs_once_per_test() -> Iterator[None]:
     reset_log_once()
     logging.getLogger("otm").setLevel(logging.INFO)
     yield
+
+
+@pytest.fixture()
+def configure() -> Iterator[object]:
+    """``otm.configure`` for one test (what capture reads); forgotten afterwards."""
+    from otm import config
+
+    config.reset()
+    yield config.configure
+    config.reset()

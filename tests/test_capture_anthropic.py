@@ -497,17 +497,12 @@ def test_no_credentials_in_records(client: Any, records: list[Any]) -> None:
         assert "authorization" not in dumped.lower()
 
 
-def test_prompt_capture_is_opt_in(client: Any, records: list[Any]) -> None:
-    from otm.capture.core import options
-
-    options.capture_prompts = True
-    try:
-        client.messages.create(**_kw(text="Hello there"))
-        s = client.messages.create(**_kw(text="Hello there"), stream=True)
-        for _ in s:
-            pass
-    finally:
-        options.capture_prompts = False
+def test_prompt_capture_is_opt_in(client: Any, records: list[Any], configure: Any) -> None:
+    configure(capture_prompts=True)
+    client.messages.create(**_kw(text="Hello there"))
+    s = client.messages.create(**_kw(text="Hello there"), stream=True)
+    for _ in s:
+        pass
     plain, streamed = (r.telemetry for r in records)
     assert plain.prompt == "You are terse.\nSay hello."
     assert plain.completion == "Hello there"

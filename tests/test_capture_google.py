@@ -339,16 +339,11 @@ def test_stream_proxy_behaves_like_the_generator(client: Any) -> None:
     assert s.otm is not None and s.otm.telemetry.chunk_count == 8
 
 
-def test_prompt_capture_is_opt_in(client: Any, records: list[Any]) -> None:
-    from otm.capture.core import options
-
-    options.capture_prompts = True
-    try:
-        client.models.generate_content(**_kw(text="Hi there"))
-        for _ in client.models.generate_content_stream(**_kw(text="Hi there")):
-            pass
-    finally:
-        options.capture_prompts = False
+def test_prompt_capture_is_opt_in(client: Any, records: list[Any], configure: Any) -> None:
+    configure(capture_prompts=True)
+    client.models.generate_content(**_kw(text="Hi there"))
+    for _ in client.models.generate_content_stream(**_kw(text="Hi there")):
+        pass
     plain, streamed = (r.telemetry for r in records)
     assert plain.prompt == "Be terse.\nSay hello."
     assert plain.completion == "Hi there"

@@ -18,7 +18,7 @@ import pytest
 from pydantic import BaseModel
 
 import otm
-from otm.capture import core, openai_sdk
+from otm.capture import openai_sdk, tokens
 from otm.testing.server import scenario_headers as H
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]
@@ -28,9 +28,7 @@ MESSAGES_CHARS = len("Be brief.") + len("Say hello.")
 @pytest.fixture()
 def otm_openai() -> Iterator[None]:
     otm.instrument("openai")
-    saved = (core.options.request_usage, core.options.capture_prompts)
     yield
-    core.options.request_usage, core.options.capture_prompts = saved
     otm.uninstrument("openai")
 
 
@@ -193,16 +191,18 @@ def test_stream_without_usage_is_estimated_and_flagged(
     assert "stream_options" not in body  # usage is never forced
     t = one(records).telemetry
     assert t.tokens_estimated
-    assert t.output_tokens == core.count_tokens(text, len(text), "gpt-4o-mini")
+    assert t.output_tokens == tokens.count_tokens(text, len(text), "gpt-4o-mini")
     assert t.output_tokens > 0
-    assert t.input_tokens == core.count_tokens(
+    assert t.input_tokens == tokens.count_tokens(
         "\n".join(m["content"] for m in MESSAGES), MESSAGES_CHARS, "gpt-4o-mini"
     )
     assert t.input_text_length == MESSAGES_CHARS and t.output_text_length == len(text)
 
 
-def test_request_usage_opt_in(client: openai.OpenAI, server: Any, records: list[Any]) -> None:
-    core.options.request_usage = True
+def test_request_usage_opt_in(
+    client: openai.OpenAI, server: Any, records: list[Any], configure: Any
+) -> None:
+    configure(request_usage=True)
     stream = client.chat.completions.create(
         model="m", messages=MESSAGES, stream=True, extra_headers=H(output_tokens=5)
     )
@@ -496,8 +496,8 @@ def test_with_streaming_response_stream_left_early(
 # --------------------------------------------------------------------------- prompts, privacy
 
 
-def test_capture_prompts_opt_in(client: openai.OpenAI, records: list[Any]) -> None:
-    core.options.capture_prompts = True
+def test_capture_prompts_opt_in(client: openai.OpenAI, records: list[Any], configure: Any) -> None:
+    configure(capture_prompts=True)
     r = client.chat.completions.create(
         model="m", messages=MESSAGES, extra_headers=H(text="Hello!", output_tokens=2)
     )
@@ -514,8 +514,8 @@ def test_capture_prompts_opt_in(client: openai.OpenAI, records: list[Any]) -> No
     assert records[-1].telemetry.completion == "Hi there"
 
 
-def test_no_credentials_anywhere(client: openai.OpenAI, records: list[Any]) -> None:
-    core.options.capture_prompts = True
+def test_no_credentials_anywhere(client: openai.OpenAI, records: list[Any], configure: Any) -> None:
+    configure(capture_prompts=True)
     client.chat.completions.create(model="m", messages=MESSAGES)
     for _ in client.chat.completions.create(model="m", messages=MESSAGES, stream=True):
         pass

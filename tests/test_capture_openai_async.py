@@ -13,7 +13,6 @@ import pytest
 from pydantic import BaseModel
 
 import otm
-from otm.capture import core
 from otm.testing.server import scenario_headers as H
 
 MESSAGES = [{"role": "user", "content": "Say hello."}]
@@ -26,9 +25,7 @@ class Answer(BaseModel):
 @pytest.fixture()
 def otm_openai() -> Iterator[None]:
     otm.instrument("openai")
-    saved = core.options.request_usage
     yield
-    core.options.request_usage = saved
     otm.uninstrument("openai")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -16,7 +15,7 @@ import pytest
 
 import otm
 from otm import config
-from otm.capture import core
+from otm.capture.settings import snapshot
 from otm.config import ConfigError, configure, find_config_file, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,14 +30,11 @@ def clean_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pa
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    saved_options = dataclasses.replace(core.options, default_tags=dict(core.options.default_tags))
     logger = logging.getLogger("otm")
     saved_level = logger.level
     config.reset()
     yield work
     config.reset()
-    for f in dataclasses.fields(core.options):
-        setattr(core.options, f.name, getattr(saved_options, f.name))
     logger.setLevel(saved_level)
 
 
@@ -288,7 +284,7 @@ def test_bad_arguments_fail_and_keep_previous_settings(
     with pytest.raises(ConfigError, match=needle):
         configure(**kwargs)  # type: ignore[arg-type]
     assert otm.settings() is before
-    assert core.options.capture_prompts is True
+    assert snapshot().capture_prompts is True
 
 
 def test_unknown_key_in_file_names_the_key_file_and_allowed_keys(clean_config: Path) -> None:
@@ -333,14 +329,13 @@ def test_configure_applies_capture_switches_and_log_level() -> None:
         tags={"team": "ml"},
         log_level="ERROR",
     )
-    assert core.options.enabled is True
-    assert core.options.capture_prompts is True
-    assert core.options.request_usage is True
-    assert core.options.default_tags == {"team": "ml"}
+    s = snapshot()  # what capture reads when a call starts
+    assert (s.disabled, s.capture_prompts, s.request_usage) == (False, True, True)
+    assert s.tags == {"team": "ml"}
     assert logging.getLogger("otm").level == logging.ERROR
     configure(capture_prompts=False, tags=None)
-    assert core.options.capture_prompts is False
-    assert core.options.default_tags == {}
+    assert snapshot().capture_prompts is False
+    assert snapshot().tags == {}
 
 
 def test_configure_sets_default_region() -> None:
@@ -348,20 +343,15 @@ def test_configure_sets_default_region() -> None:
     if data.find_region("DEU") is None:
         pytest.skip("packaged region data not built yet")
     configure(region="DEU")
-    assert core.options.default_region == "DEU"
+    assert snapshot().region == config.default_region() == "DEU"
 
 
-def test_lazy_first_use_applies_env_but_keeps_direct_option_changes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    core.options.request_usage = True  # set directly by code, not through settings
+def test_capture_reads_the_environment_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTM_CAPTURE_PROMPTS", "1")
-    s = otm.settings()
-    assert s.capture_prompts is True and core.options.capture_prompts is True
-    assert core.options.request_usage is True  # a default setting does not clobber it
-    # configure() is authoritative for everything
-    configure()
-    assert core.options.request_usage is False
+    assert snapshot().capture_prompts is True and otm.settings().capture_prompts is True
+    assert snapshot() is otm.settings()  # one snapshot, no copy kept by capture
+    configure(capture_prompts=False)
+    assert snapshot().capture_prompts is False
 
 
 def test_import_otm_reads_no_settings_and_stays_light(clean_config: Path) -> None:
@@ -440,3 +430,40 @@ def test_provider_names_match_capture_adapters() -> None:
     import otm.capture
 
     assert set(config.PROVIDERS) == set(otm.capture.ADAPTERS)
+
+
+# --------------------------------------------------------------------------- what other layers read
+
+
+def test_default_region_and_effective_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = pytest.importorskip("otm.data")
+    if data.find_region("FRA") is None:
+        pytest.skip("packaged region data not built yet")
+    assert config.default_region() is None and config.effective().region is None
+    monkeypatch.setenv("OTM_REGION", "FRA")
+    monkeypatch.setenv("OTM_TAGS", "team=ml,env=prod")
+    config.reset()
+    assert config.default_region() == "FRA"
+    eff = config.effective()
+    assert eff.region == "FRA" and eff.tags == {"team": "ml", "env": "prod"}
+    eff = config.effective(region="US-VA", tags=[{"env": "run"}, None, {"team": "client"}])
+    assert eff.region == "US-VA" and eff.tags == {"team": "client", "env": "run"}
+    # The merged tags are a new dict: editing them never changes the settings.
+    config.effective().tags["x"] = "y"
+    assert "x" not in otm.settings().tags
+
+
+def test_a_failing_subscriber_never_breaks_configure() -> None:
+    seen: list[object] = []
+
+    def broken(s: object) -> None:
+        raise RuntimeError("subscriber bug")
+
+    config.on_change(broken)
+    config.on_change(seen.append)
+    try:
+        s = configure(capture_prompts=True)
+        assert seen[-1] is s
+    finally:
+        config._subscribers.remove(broken)
+        config._subscribers.remove(seen.append)

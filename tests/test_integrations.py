@@ -9,7 +9,6 @@ See docs/integrations.md for what is and is not covered.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
 from collections.abc import Callable, Iterator
@@ -20,7 +19,6 @@ import pytest
 
 import otm
 from otm import config
-from otm.capture import core
 
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 
@@ -35,15 +33,12 @@ def on(monkeypatch: pytest.MonkeyPatch, server: Any) -> Iterator[None]:
     for key in list(os.environ):
         if key.startswith("OTM_"):
             monkeypatch.delenv(key)
-    saved = dataclasses.replace(core.options, default_tags=dict(core.options.default_tags))
     config.reset()
     server.scenario = Scenario(input_tokens=IN, output_tokens=OUT)
     otm.instrument()
     yield
     otm.uninstrument()
     config.reset()
-    for f in dataclasses.fields(core.options):
-        setattr(core.options, f.name, getattr(saved, f.name))
 
 
 def need(framework: str, provider: str) -> Any:

@@ -15,7 +15,10 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from otm._log import log_once, logger
-from otm.capture.core import ClientSettings, options, registry, set_client_settings
+from otm.capture.adapter import SdkAdapter
+from otm.capture.clients import ClientSettings, set_client_settings
+from otm.capture.patching import registry
+from otm.capture.settings import snapshot
 
 # provider name -> (otm adapter module, the SDK's import name)
 ADAPTERS: dict[str, tuple[str, str]] = {
@@ -60,7 +63,7 @@ def instrument(providers: str | Iterable[str] | None = None) -> list[str]:
     configured = ensure_configured()
     if providers is None and configured.providers is not None:
         providers = list(configured.providers)
-    if not options.enabled:
+    if configured.disabled:
         return []
     for name in _normalise(providers):
         if registry.is_installed(name):
@@ -71,8 +74,8 @@ def instrument(providers: str | Iterable[str] | None = None) -> list[str]:
                 logger.info("otm: %s SDK is not installed; nothing to instrument", name)
             continue
         try:
-            module = importlib.import_module(module_name)
-            n = registry.install(name, module.targets())
+            adapter: SdkAdapter = importlib.import_module(module_name)  # type: ignore[assignment]
+            n = registry.install(name, adapter.targets())
             logger.debug("otm: instrumented %s (%d methods)", name, n)
         except Exception as exc:
             log_once(f"instrument {name}", exc)
@@ -88,13 +91,13 @@ def uninstrument(providers: str | Iterable[str] | None = None) -> None:
         registry.uninstall(name)
 
 
-def _adapter_for(client: Any) -> tuple[str, Any] | None:
+def _adapter_for(client: Any) -> tuple[str, SdkAdapter] | None:
     mod = type(client).__module__.split(".")[0]
     for name, (module_name, sdk) in ADAPTERS.items():
         if mod == sdk.split(".")[0] and _sdk_installed(sdk):
-            module = importlib.import_module(module_name)
-            if module.owns(client):
-                return name, module
+            adapter: SdkAdapter = importlib.import_module(module_name)  # type: ignore[assignment]
+            if adapter.owns(client):
+                return name, adapter
     return None
 
 
@@ -121,7 +124,7 @@ def wrap(
             )
             return client
         name, module = found
-        if options.enabled:
+        if not snapshot().disabled:
             instrument([name])
         detected = provider or module.detect_provider(client)
         settings = ClientSettings(

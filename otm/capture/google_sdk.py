@@ -34,19 +34,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from otm._log import log_once
-from otm.capture.core import (
-    AsyncStreamProxy,
-    Call,
-    SyncStreamProxy,
-    _inert,
-    get_client_settings,
-    guarded,
-    make_async_wrapper,
-    make_sync_wrapper,
-    options,
-    provider_from_host,
-    settings_keys_of,
-)
+from otm.capture.attribution import provider_from_host
+from otm.capture.call import Call
+from otm.capture.clients import get_client_settings, settings_keys_of
+from otm.capture.patching import is_inert
+from otm.capture.streams import AsyncStreamProxy, SyncStreamProxy
+from otm.capture.wrappers import guarded, make_async_wrapper, make_sync_wrapper
 
 PROVIDER = "google"
 
@@ -261,7 +254,7 @@ def _new_call(instance: Any, kwargs: dict[str, Any], operation: str, *, streamed
     try:
         prompt = _prompt_text(kwargs)
         call.input_text_length = len(prompt)
-        if options.capture_prompts:
+        if call.config.capture_prompts:
             call.prompt = prompt
             call.text_parts = []
     except Exception as exc:
@@ -323,7 +316,7 @@ def _complete_response(call: Call, response: Any) -> Any:
         call.request_id = rid
     text = _response_text(response)
     call.output_text_length = len(text)
-    if options.capture_prompts:
+    if call.config.capture_prompts:
         call.completion = text
     call.finish("ok", holder=response)
     return response
@@ -352,7 +345,7 @@ def _scoped_sync(inner: Callable[..., Any]) -> Callable[..., Any]:
     """Run the wrapped call with a fresh :class:`_State` in context (for the round hooks)."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if id(wrapper) in _inert:
+        if is_inert(wrapper):
             return wrapped(*args, **kwargs)
         token = _active.set(_State())
         try:
@@ -365,7 +358,7 @@ def _scoped_sync(inner: Callable[..., Any]) -> Callable[..., Any]:
 
 def _scoped_async(inner: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if id(wrapper) in _inert:
+        if is_inert(wrapper):
             return wrapped(*args, **kwargs)
 
         async def run() -> Any:
@@ -380,10 +373,6 @@ def _scoped_async(inner: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _is_inert(wrapper: Callable[..., Any]) -> bool:
-    return id(wrapper) in _inert
-
-
 # --------------------------------------------------------------------------- per-round hooks (private SDK methods)
 
 
@@ -391,7 +380,7 @@ def _round_sync() -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         state = _active.get()
         response = wrapped(*args, **kwargs)
-        if state is not None and state.call is not None and not _is_inert(wrapper):
+        if state is not None and state.call is not None and not is_inert(wrapper):
             guarded("google.round", state.add_round, response)
         return response
 
@@ -401,7 +390,7 @@ def _round_sync() -> Callable[..., Any]:
 def _round_async() -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         state = _active.get()
-        if state is None or _is_inert(wrapper):
+        if state is None or is_inert(wrapper):
             return wrapped(*args, **kwargs)
 
         async def run() -> Any:
@@ -418,7 +407,7 @@ def _round_async() -> Callable[..., Any]:
 def _stream_round() -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         state = _active.get()
-        if state is not None and not _is_inert(wrapper):
+        if state is not None and not is_inert(wrapper):
             guarded("google.stream_round", state.new_round)
         return wrapped(*args, **kwargs)
 
@@ -478,4 +467,4 @@ def _complete_async_stream(call: Call, gen: Any) -> Any:
     return AsyncGenaiStream(gen, call, _stream_state(call))
 
 
-__all__ = ["AsyncGenaiStream", "GenaiStream", "detect_provider", "owns", "settings_keys", "targets"]
+__all__ = ["PROVIDER", "AsyncGenaiStream", "GenaiStream", "detect_provider", "owns", "settings_keys", "targets"]

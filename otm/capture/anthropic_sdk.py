@@ -33,7 +33,7 @@ import anthropic
 import pydantic
 
 from otm._log import log_once
-from otm.capture.attribution import provider_from_host
+from otm.capture.attribution import provider_from_host, server_of
 from otm.capture.call import Call
 from otm.capture.clients import get_client_settings, settings_keys_of
 from otm.capture.patching import is_inert
@@ -157,6 +157,7 @@ def _is_omitted(value: Any) -> bool:
 def _new_call(resource: Any, kwargs: dict[str, Any], *, streamed: bool) -> Call:
     model = kwargs.get("model")
     call = Call(PROVIDER, OPERATION, model if isinstance(model, str) else None, _settings_for(resource), streamed=streamed)
+    call.server(server_of(getattr(resource, "_client", None)))
     if call.config.capture_prompts:
         call.text_parts = []
     # The prompt is measured when the call finishes, off the call's own path
@@ -211,6 +212,7 @@ def _apply_usage(call: Call, usage: Any, parts: _Usage) -> None:
     if parts.fresh is not None or parts.cache_read is not None or parts.cache_write is not None:
         call.input_tokens = (parts.fresh or 0) + (parts.cache_read or 0) + (parts.cache_write or 0)
         call.cached_input_tokens = parts.cache_read or 0
+        call.cache_write_tokens = parts.cache_write
     out = getattr(usage, "output_tokens", None)
     if out is not None:
         call.output_tokens = out
@@ -230,6 +232,10 @@ def _read_message(call: Call, message: Any) -> None:
     rid = getattr(message, "_request_id", None)
     if isinstance(rid, str) and rid:
         call.request_id = rid
+    mid = getattr(message, "id", None)
+    if isinstance(mid, str) and mid:
+        call.response_id = mid
+    call.finish_reason(getattr(message, "stop_reason", None))
     content = getattr(message, "content", None) or ()
     texts: list[str] = []
     for block in content:
@@ -301,9 +307,13 @@ def _observe(call: Call, event: Any) -> None:
         model = getattr(message, "model", None)
         if isinstance(model, str):
             call.served_model = model
+        mid = getattr(message, "id", None)
+        if isinstance(mid, str) and mid:
+            call.response_id = mid
     elif kind == "message_delta":
         call.chunk(False)
         _apply_usage(call, getattr(event, "usage", None), _stream_usage(call))
+        call.finish_reason(getattr(getattr(event, "delta", None), "stop_reason", None))
     else:
         call.chunk(False)
 

@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from otm._log import log_once
-from otm.capture.attribution import provider_from_host
+from otm.capture.attribution import provider_from_host, server_of
 from otm.capture.call import Call
 from otm.capture.clients import get_client_settings, settings_keys_of
 from otm.capture.patching import is_inert
@@ -150,6 +150,10 @@ class _State:
         has_content = False
         candidates = chunk.candidates
         if candidates:
+            for cand in candidates:
+                reason = cand.finish_reason
+                if reason is not None:
+                    call.finish_reason(reason)
             content = candidates[0].content
             parts = content.parts if content is not None else None
             if parts:
@@ -173,6 +177,7 @@ class _State:
             rid = chunk.response_id
             if rid:
                 call.request_id = rid
+                call.response_id = rid
 
     def latest(self) -> Any:
         return self.last
@@ -251,6 +256,7 @@ def _settings_for(models: Any) -> Any:
 
 def _new_call(instance: Any, kwargs: dict[str, Any], operation: str, *, streamed: bool) -> Call:
     call = Call(PROVIDER, operation, _model_name(kwargs.get("model")), _settings_for(instance), streamed=streamed)
+    call.server(server_of(getattr(instance, "_api_client", None), _base_url))
     try:
         prompt = _prompt_text(kwargs)
         call.input_text_length = len(prompt)
@@ -314,6 +320,9 @@ def _complete_response(call: Call, response: Any) -> Any:
     rid = getattr(response, "response_id", None)
     if rid:
         call.request_id = rid
+        call.response_id = rid
+    for cand in getattr(response, "candidates", None) or ():
+        call.finish_reason(getattr(cand, "finish_reason", None))
     text = _response_text(response)
     call.output_text_length = len(text)
     if call.config.capture_prompts:

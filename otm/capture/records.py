@@ -97,6 +97,14 @@ def build_record(call: Call) -> Record:
             "error_type": call.error_type,
             "prompt": call.prompt if capture else None,
             "completion": (call.completion or text) if capture else None,
+            # what the API named (OpenTelemetry GenAI export)
+            "request_model": call.model,
+            "response_model": call.served_model,
+            "response_id": call.response_id,
+            "finish_reasons": None if not call.finish_reasons else tuple(call.finish_reasons),
+            "server_address": call.server_address,
+            "server_port": call.server_port,
+            "cache_write_input_tokens": min(call.cache_write_tokens or 0, in_tokens),
         }
     )
     # Tags: configured defaults < the runs the call was made in (outer to

@@ -81,6 +81,16 @@ class Telemetry(BaseModel):
     prompt: str | None = None
     completion: str | None = None
 
+    provider_source: str | None = None
+    """How capture decided ``provider``: ``"client"`` (``wrap(provider=...)``),
+    ``"api"`` (the SDK's own API or a known API host), ``"gateway"`` (a closed
+    model reached through a local or private URL, such as a LiteLLM proxy or a
+    company gateway: attributed to the model's own provider), ``"self-hosted"``
+    (an open-weight model behind a local or private URL), ``"unknown-host"``."""
+    capture_notes: list[str] | None = None
+    """What capture repaired in what the server sent (usage as text, negative or
+    fractional counts, text that was not valid Unicode); the record is kept."""
+
     # What the API named, for export (OpenTelemetry GenAI conventions); None when unknown.
     request_model: str | None = Field(
         default=None, validation_alias=_alias("request_model", "requestModel")

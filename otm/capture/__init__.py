@@ -12,12 +12,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from otm._log import log_once, logger
 from otm.capture.adapter import SdkAdapter
-from otm.capture.clients import ClientSettings, set_client_settings
+from otm.capture.clients import client_settings, set_client_settings
 from otm.capture.patching import registry
+from otm.capture.records import keep_records_out_of
 from otm.capture.settings import snapshot
 
 # provider name -> (otm adapter module, the SDK's import name)
@@ -75,6 +77,7 @@ def instrument(providers: str | Iterable[str] | None = None) -> list[str]:
             continue
         try:
             adapter: SdkAdapter = importlib.import_module(module_name)  # type: ignore[assignment]
+            keep_records_out_of(adapter.model_bases())
             n = registry.install(name, adapter.targets())
             logger.debug("otm: instrumented %s (%d methods)", name, n)
         except Exception as exc:
@@ -111,10 +114,20 @@ def wrap(
 ) -> T:
     """Instrument ``client``'s SDK and return the same client object.
 
-    ``deployment`` (an :class:`otm.Deployment`), ``region`` and ``tags`` apply
-    to the calls made through this client; ``provider`` overrides the provider
-    recognised from its base URL (e.g. ``"local"`` for a vLLM server).
+    ``deployment`` (an :class:`otm.Deployment`, or a dict of its fields),
+    ``region`` and ``tags`` apply to the calls made through this client;
+    ``provider`` overrides the provider recognised from its base URL (e.g.
+    ``"local"`` for a vLLM server). Invalid arguments raise ``TypeError`` or
+    ``ValueError`` here, once, rather than costing every record of the client.
     """
+    disabled = snapshot().disabled
+    given = client_settings(
+        deployment=deployment,
+        region=region,
+        tags=tags,
+        provider=provider,
+        check_data=not disabled,  # under the kill switch the user's data file is not loaded
+    )
     try:
         found = _adapter_for(client)
         if found is None:
@@ -124,12 +137,9 @@ def wrap(
             )
             return client
         name, module = found
-        if not snapshot().disabled:
+        if not disabled:
             instrument([name])
-        detected = provider or module.detect_provider(client)
-        settings = ClientSettings(
-            deployment=deployment, region=region, tags=dict(tags or {}), provider=detected
-        )
+        settings = replace(given, provider=given.provider or module.detect_provider(client))
         for key in module.settings_keys(client):
             set_client_settings(key, settings)
     except Exception as exc:

@@ -39,6 +39,11 @@ class SdkAdapter(Protocol):
         object its resources reach it through)."""
         ...
 
+    def model_bases(self) -> tuple[type, ...]:
+        """The SDK's response model base classes: ``.otm`` on their instances stays
+        out of ``vars()``, ``dict()`` and iteration (see ``records.RecordAttribute``)."""
+        ...
+
 
 if TYPE_CHECKING:  # mypy checks that each adapter module satisfies the Protocol
     from otm.capture import anthropic_sdk, google_sdk, openai_sdk

@@ -37,6 +37,7 @@ from otm.capture.attribution import provider_from_host, server_of
 from otm.capture.call import Call
 from otm.capture.clients import get_client_settings, settings_keys_of
 from otm.capture.patching import is_inert
+from otm.capture.sanitize import count
 from otm.capture.settings import snapshot
 from otm.capture.stainless import ASTREAM, STREAM, JsonView, StainlessSDK, swap_stream_manager
 from otm.capture.streams import Observer
@@ -68,6 +69,10 @@ def detect_provider(client: Any) -> str:
         log_once("anthropic.detect_provider", exc)
         return PROVIDER
     return provider_from_host(host, PROVIDER)
+
+
+def model_bases() -> tuple[type, ...]:
+    return (anthropic.BaseModel,)
 
 
 def settings_keys(client: Any) -> list[object]:
@@ -197,12 +202,18 @@ class _Usage:
 
 
 def _apply_usage(call: Call, usage: Any, parts: _Usage) -> None:
-    """Overwrite ``call``'s token figures with what ``usage`` reports (None fields keep theirs)."""
+    """Overwrite ``call``'s token figures with what ``usage`` reports (None fields keep theirs).
+
+    The components are added up here, so each is checked first (a server
+    sending text or negative counts costs only that count, noted)."""
     if usage is None:
         return
-    fresh = getattr(usage, "input_tokens", None)
-    read = getattr(usage, "cache_read_input_tokens", None)
-    write = getattr(usage, "cache_creation_input_tokens", None)
+    notes = call.notes
+    fresh = count(getattr(usage, "input_tokens", None), "input_tokens", notes)
+    read = count(getattr(usage, "cache_read_input_tokens", None), "cache_read_input_tokens", notes)
+    write = count(
+        getattr(usage, "cache_creation_input_tokens", None), "cache_creation_input_tokens", notes
+    )
     if fresh is not None:
         parts.fresh = fresh
     if read is not None:
@@ -383,4 +394,4 @@ class _HelperStart:
 _HELPER_START = _HelperStart()
 
 
-__all__ = ["PROVIDER", "detect_provider", "owns", "settings_keys", "targets"]
+__all__ = ["PROVIDER", "model_bases", "detect_provider", "owns", "settings_keys", "targets"]

@@ -48,6 +48,7 @@ class Call:
         "input_text_length",
         "input_tokens",
         "model",
+        "notes",
         "operation",
         "outcome",
         "output_text_length",
@@ -132,6 +133,8 @@ class Call:
         self._lock = threading.RLock()
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self.extra: dict[str, Any] | None = None
+        self.notes: list[str] = []
+        """What was repaired in what the server sent (see :mod:`.sanitize`)."""
         self.t_last_chunk: float | None = None
         self.t_headers: float | None = None
         """When the response headers arrived (a streamed call returned)."""
@@ -234,7 +237,7 @@ class Call:
         # seen of it (a chunk, or the headers), not at this garbage-collector pass.
         self._finalizer = None
         last = self.t_last_chunk if self.t_last_chunk is not None else self.t_headers
-        self.finish("abandoned", at=last)
+        end(self, "abandoned", at=last)
 
     # -- the end ----------------------------------------------------------------
 
@@ -287,10 +290,15 @@ class Call:
             if holder is not None:
                 self.hold(holder)
             return self.record
+        # From here on every step is guarded on its own: a failure in one (a
+        # listener, an attach) never reaches the user and never stops the others.
         finalizer = self._finalizer
         if finalizer is not None:
             self._finalizer = None
-            finalizer.detach()
+            try:
+                finalizer.detach()
+            except Exception as exc:  # pragma: no cover - defensive
+                log_once("capture.finish.detach", exc)
         try:
             record = build_record(self)
         except Exception as exc:
@@ -300,14 +308,28 @@ class Call:
         with self._lock:
             self.record = record
             holders, self.holders = self.holders, fresh
-        if holder is not None:
-            attach(holder, record)
-        for ref in holders:
-            obj = ref()
-            if obj is not None:
-                attach(obj, record)
-        events.emit(record)
+        try:
+            if holder is not None:
+                attach(holder, record)
+            for ref in holders:
+                obj = ref()
+                if obj is not None:
+                    attach(obj, record)
+        except Exception as exc:
+            log_once("capture.finish.attach", exc)
+        try:
+            events.emit(record)
+        except Exception as exc:
+            log_once("capture.finish.emit", exc)
         return record
+
+
+def end(call: Call, status: str, *, at: float | None = None) -> None:
+    """``call.finish(status)`` on the user's path (a loop's end, a close): never raises."""
+    try:
+        call.finish(status, at=at)
+    except Exception as exc:
+        log_once(f"capture.end[{status}]", exc)
 
 
 _CANCELLED = frozenset({"CancelledError", "Cancelled", "KeyboardInterrupt"})

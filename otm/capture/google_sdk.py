@@ -38,6 +38,7 @@ from otm.capture.attribution import provider_from_host, server_of
 from otm.capture.call import Call
 from otm.capture.clients import get_client_settings, settings_keys_of
 from otm.capture.patching import is_inert
+from otm.capture.sanitize import count
 from otm.capture.streams import AsyncStreamProxy, SyncStreamProxy
 from otm.capture.wrappers import guarded, make_async_wrapper, make_sync_wrapper
 
@@ -75,6 +76,12 @@ def detect_provider(client: Any) -> str:
     if host and provider_from_host(host, PROVIDER) == "local":
         return "local"
     return PROVIDER
+
+
+def model_bases() -> tuple[type, ...]:
+    from google.genai import _common
+
+    return (_common.BaseModel,)
 
 
 def settings_keys(client: Any) -> list[object]:
@@ -132,7 +139,8 @@ class _State:
     def add_round(self, response: Any) -> None:
         """A non-streamed round returned: add its usage."""
         self.rounds += 1
-        figures = _usage_figures(getattr(response, "usage_metadata", None))
+        notes = self.call.notes if self.call is not None else []
+        figures = _usage_figures(getattr(response, "usage_metadata", None), notes)
         if figures is not None:
             self.base = _add(self.base, figures)
 
@@ -167,7 +175,7 @@ class _State:
         call.chunk(has_content)
         usage = chunk.usage_metadata
         if usage is not None:
-            self.cur = _usage_figures(usage)
+            self.cur = _usage_figures(usage, call.notes)
             self.apply(call)
         if call.served_model is None:
             model = chunk.model_version
@@ -189,15 +197,24 @@ def _add(a: list[int] | None, b: list[int]) -> list[int]:
     return [x + y for x, y in zip(a, b)]
 
 
-def _usage_figures(usage: Any) -> list[int] | None:
-    """[input incl. cached, cached, output incl. thoughts, thoughts] from usage metadata."""
+def _usage_figures(usage: Any, notes: list[str]) -> list[int] | None:
+    """[input incl. cached, cached, output incl. thoughts, thoughts] from usage metadata.
+
+    The counts are added up here, so each is checked first (an unusable one
+    counts as absent, noted in ``notes``)."""
     if usage is None:
         return None
-    prompt = getattr(usage, "prompt_token_count", None)
-    tool_prompt = getattr(usage, "tool_use_prompt_token_count", None)
-    cached = getattr(usage, "cached_content_token_count", None)
-    candidates = getattr(usage, "candidates_token_count", None)
-    thoughts = getattr(usage, "thoughts_token_count", None)
+    prompt = count(getattr(usage, "prompt_token_count", None), "prompt_token_count", notes)
+    tool_prompt = count(
+        getattr(usage, "tool_use_prompt_token_count", None), "tool_use_prompt_token_count", notes
+    )
+    cached = count(
+        getattr(usage, "cached_content_token_count", None), "cached_content_token_count", notes
+    )
+    candidates = count(
+        getattr(usage, "candidates_token_count", None), "candidates_token_count", notes
+    )
+    thoughts = count(getattr(usage, "thoughts_token_count", None), "thoughts_token_count", notes)
     if prompt is None and candidates is None and thoughts is None:
         return None
     return [
@@ -311,7 +328,7 @@ def _complete_response(call: Call, response: Any) -> Any:
     if state is not None and state.call is call and state.rounds:
         state.apply(call)
     else:
-        figures = _usage_figures(getattr(response, "usage_metadata", None))
+        figures = _usage_figures(getattr(response, "usage_metadata", None), call.notes)
         if figures is not None:
             call.input_tokens, call.cached_input_tokens, call.output_tokens, call.reasoning_tokens = figures
     model = getattr(response, "model_version", None)
@@ -476,4 +493,4 @@ def _complete_async_stream(call: Call, gen: Any) -> Any:
     return AsyncGenaiStream(gen, call, _stream_state(call))
 
 
-__all__ = ["PROVIDER", "AsyncGenaiStream", "GenaiStream", "detect_provider", "owns", "settings_keys", "targets"]
+__all__ = ["PROVIDER", "model_bases", "AsyncGenaiStream", "GenaiStream", "detect_provider", "owns", "settings_keys", "targets"]

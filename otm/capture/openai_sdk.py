@@ -103,6 +103,10 @@ def owns(client: Any) -> bool:
     return isinstance(client, (openai.OpenAI, openai.AsyncOpenAI))
 
 
+def model_bases() -> tuple[type, ...]:
+    return (openai.BaseModel,)
+
+
 def settings_keys(client: Any) -> list[object]:
     """The client, and its HTTP client (shared by ``with_options()``/``copy()`` copies)."""
     return settings_keys_of(client)
@@ -761,4 +765,4 @@ def targets() -> list[tuple[type, str, Callable[..., Any]]]:
     return out
 
 
-__all__ = ["PROVIDER", "detect_provider", "owns", "provider_for_host", "settings_keys", "targets"]
+__all__ = ["PROVIDER", "model_bases", "detect_provider", "owns", "provider_for_host", "settings_keys", "targets"]

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from otm._log import log_once
+from otm.capture.sanitize import count, text
 from otm.capture.tokens import count_tokens
 from otm.config import effective
 from otm.record import Record
@@ -43,14 +44,20 @@ def build_record(call: Call) -> Record:
         # A non-streamed response arrives whole: first and last token = return.
         first_chunk = first_token = last = t_end if call.status == "ok" else None
 
-    out_tokens = call.output_tokens
-    in_tokens = call.input_tokens
+    # What the server sent is checked here, once: a bad value is coerced or
+    # dropped (and noted), never allowed to cost the record.
+    notes = list(call.notes)  # adapters that add counts up note their repairs there
+    out_tokens = count(call.output_tokens, "output_tokens", notes)
+    in_tokens = count(call.input_tokens, "input_tokens", notes)
+    cached = count(call.cached_input_tokens, "cached_input_tokens", notes)
+    reasoning = count(call.reasoning_tokens, "reasoning_tokens", notes)
+    model = text(call.served_model or call.model, "model", notes)
+    request_id = text(call.request_id, "request_id", notes)
+    prompt = text(call.prompt, "prompt", notes)
+    joined = text("".join(call.text_parts), "output text", notes) if call.text_parts else None
     estimated = call.tokens_estimated
-    text = "".join(call.text_parts) if call.text_parts else None
-    if out_tokens is None and (call.output_text_length or text):
-        out_tokens = count_tokens(
-            text, call.output_text_length, call.served_model or call.model
-        )
+    if out_tokens is None and (call.output_text_length or joined):
+        out_tokens = count_tokens(joined, call.output_text_length, model)
         estimated = True
     if (
         in_tokens is None
@@ -59,23 +66,28 @@ def build_record(call: Call) -> Record:
     ):
         # Only when the server answered: a request refused or cancelled
         # before its response began was (as far as we know) not processed.
-        in_tokens = count_tokens(
-            call.prompt, call.input_text_length, call.served_model or call.model
-        )
+        in_tokens = count_tokens(prompt, call.input_text_length, model)
         estimated = True
     in_tokens = in_tokens or 0
-    cached = min(call.cached_input_tokens or 0, in_tokens)
     out_tokens = out_tokens or 0
-    reasoning = min(call.reasoning_tokens or 0, out_tokens)
+    if cached is not None and cached > in_tokens:
+        notes.append(f"cached_input_tokens={cached} exceeds input_tokens={in_tokens}: capped")
+        cached = in_tokens
+    if reasoning is not None and reasoning > out_tokens:
+        notes.append(f"reasoning_tokens={reasoning} exceeds output_tokens={out_tokens}: capped")
+        reasoning = out_tokens
+    cached = cached or 0
+    reasoning = reasoning or 0
 
     settings = call.settings
     config = call.config
     capture = config.capture_prompts
+    completion = (text(call.completion, "completion", notes) or joined) if capture else None
     telemetry = _make_telemetry(
         {
             "provider": call.provider,
-            "model": call.served_model or call.model,
-            "request_id": call.request_id,
+            "model": model,
+            "request_id": request_id,
             "operation": call.operation,
             "start_time": w0,
             "first_chunk_time": None if first_chunk is None else w0 + (first_chunk - t0),
@@ -95,18 +107,19 @@ def build_record(call: Call) -> Record:
             "status": call.status,
             "http_status": call.http_status,
             "error_type": call.error_type,
-            "prompt": call.prompt if capture else None,
-            "completion": (call.completion or text) if capture else None,
-            # what the API named (OpenTelemetry GenAI export)
-            "request_model": call.model,
-            "response_model": call.served_model,
-            "response_id": call.response_id,
-            "finish_reasons": None if not call.finish_reasons else tuple(call.finish_reasons),
-            "server_address": call.server_address,
-            "server_port": call.server_port,
-            "cache_write_input_tokens": min(call.cache_write_tokens or 0, in_tokens),
+            "prompt": prompt if capture else None,
+            "completion": completion,
+            "provider_source": None,
+            "capture_notes": notes or None,
+            **_api_names(call, in_tokens, notes),
         }
     )
+    if notes:
+        log_once(
+            f"capture.repaired[{call.provider}]",
+            message=f"otm: {call.provider} sent values that needed repair ({'; '.join(notes)}); "
+            "the record is kept (telemetry.capture_notes)",
+        )
     # Tags: configured defaults < the runs the call was made in (outer to
     # inner; a collector offering ``record_tags``) < the client's.
     layers = [getattr(collector, "record_tags", None) for collector in call.scope]
@@ -122,6 +135,23 @@ def build_record(call: Call) -> Record:
         tags=tags,
         scope=call.scope,
     )
+
+
+def _api_names(call: Call, in_tokens: int, notes: list[str]) -> dict[str, Any]:
+    """What the API named, for export under the OpenTelemetry GenAI conventions."""
+    reasons = call.finish_reasons
+    writes = count(call.cache_write_tokens, "cache_write_tokens", notes) or 0
+    return {
+        "request_model": text(call.model, "request model", notes),
+        "response_model": text(call.served_model, "response model", notes),
+        "response_id": text(call.response_id, "response_id", notes),
+        "finish_reasons": None
+        if not reasons
+        else tuple(text(r, "finish_reason", notes) or "" for r in reasons),
+        "server_address": call.server_address,
+        "server_port": call.server_port,
+        "cache_write_input_tokens": min(writes, in_tokens),
+    }
 
 
 _TELEMETRY_FIELDS = frozenset(Telemetry.model_fields)
@@ -160,3 +190,52 @@ def attach(obj: Any, record: Record) -> None:
         object.__setattr__(obj, ATTR, record)
     except Exception as exc:  # frozen or slotted objects: nothing to attach to
         log_once(f"attach to {type(obj).__name__}", exc)
+
+
+# --------------------------------------------------------------------------- .otm on SDK models
+#
+# A pydantic model keeps instance attributes in its ``__dict__``, so a record
+# set there shows in ``vars(r)``, ``dict(r)`` and ``for k, v in r``. Instead,
+# the SDKs' model base classes get an ``otm`` descriptor, and the record rides
+# on the instance's ``__dict__`` itself: the dict is swapped for a dict
+# subclass with one slot. Its items are unchanged, so every way of looking at
+# the model (fields, ``vars``, iteration, ``==``, ``repr``, dumps) is the bare
+# SDK's; and because the record is part of the instance's own state, pickle,
+# ``copy``, ``deepcopy`` and ``model_copy`` carry it as they did before.
+
+
+class _RecordDict(dict):  # type: ignore[type-arg]
+    """A model's ``__dict__``, unchanged, carrying the record in a slot."""
+
+    __slots__ = ("record",)
+    record: Record | None
+
+
+class RecordAttribute:
+    """``.otm`` on instances of an SDK's models (a data descriptor on their base class)."""
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        d = object.__getattribute__(obj, "__dict__")
+        if type(d) is _RecordDict:
+            return d.record
+        raise AttributeError(ATTR)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        d = object.__getattribute__(obj, "__dict__")
+        if type(d) is not _RecordDict:
+            d = _RecordDict(d)
+            object.__setattr__(obj, "__dict__", d)
+        d.record = value
+
+
+_RECORD_ATTRIBUTE = RecordAttribute()
+
+
+def keep_records_out_of(bases: tuple[type, ...]) -> None:
+    """Give these model base classes the ``.otm`` descriptor (once; it stays, so records
+    on responses made before ``uninstrument()`` remain readable)."""
+    for base in bases:
+        if base.__dict__.get(ATTR) is not _RECORD_ATTRIBUTE:
+            setattr(base, ATTR, _RECORD_ATTRIBUTE)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from otm._log import log_once
-from otm.capture.call import Call
+from otm.capture.call import Call, end
 from otm.capture.patching import subclass, swapped_class
 from otm.capture.records import ATTR
 from otm.record import Record
@@ -58,13 +58,20 @@ def stream_call(stream: Any) -> Call | None:
         return None
 
 
+def _end_held(stream: Any) -> None:
+    """A swapped SDK stream was closed: its call ends (abandoned unless it already ended)."""
+    call = stream.__dict__.get("_otm_call")
+    if call is not None:
+        end(call, "abandoned")
+
+
 def _finish_from(call: Call, exc: BaseException) -> None:
     try:
         if isinstance(exc, GeneratorExit):
             # The consumer stopped reading after the last chunk it saw; an async
             # generator is closed only later, when the event loop gets to it.
             last = call.t_last_chunk if call.t_last_chunk is not None else call.t_headers
-            call.finish("abandoned", at=last)
+            end(call, "abandoned", at=last)
         else:
             call.fail(exc)
     except Exception as e:  # pragma: no cover - defensive
@@ -84,14 +91,14 @@ def _make_stream_class(base: Any, observe: Observer) -> type:
         except BaseException as exc:
             _finish_from(call, exc)
             raise
-        call.finish("ok")
+        end(call, "ok")
 
     def __next__(self: Any) -> Any:
         call: Call = self.__dict__["_otm_call"]
         try:
             item = base.__next__(self)
         except StopIteration:
-            call.finish("ok")
+            end(call, "ok")
             raise
         except BaseException as exc:
             _finish_from(call, exc)
@@ -106,7 +113,7 @@ def _make_stream_class(base: Any, observe: Observer) -> type:
         try:
             return base.close(self)
         finally:
-            self.__dict__["_otm_call"].finish("abandoned")
+            _end_held(self)
 
     ns: dict[str, Any] = {"__iter__": __iter__, "__next__": __next__}
     if hasattr(base, "close"):
@@ -127,14 +134,14 @@ def _make_async_stream_class(base: Any, observe: Observer) -> type:
         except BaseException as exc:
             _finish_from(call, exc)
             raise
-        call.finish("ok")
+        end(call, "ok")
 
     async def __anext__(self: Any) -> Any:
         call: Call = self.__dict__["_otm_call"]
         try:
             item = await base.__anext__(self)
         except StopAsyncIteration:
-            call.finish("ok")
+            end(call, "ok")
             raise
         except BaseException as exc:
             _finish_from(call, exc)
@@ -149,7 +156,7 @@ def _make_async_stream_class(base: Any, observe: Observer) -> type:
         try:
             return await base.close(self)
         finally:
-            self.__dict__["_otm_call"].finish("abandoned")
+            _end_held(self)
 
     ns: dict[str, Any] = {"__aiter__": __aiter__, "__anext__": __anext__}
     if hasattr(base, "close"):
@@ -160,7 +167,7 @@ def _make_async_stream_class(base: Any, observe: Observer) -> type:
             try:
                 return await base.aclose(self)
             finally:
-                self.__dict__["_otm_call"].finish("abandoned")
+                _end_held(self)
 
         ns["aclose"] = aclose
     return subclass(base, ns)
@@ -191,11 +198,14 @@ class _StreamProxy:
         call = self._call
         call.start_wall = _wall()
         call.t0 = _perf()
-        call.finalise_on_gc(self)
+        try:
+            call.finalise_on_gc(self)
+        except Exception as exc:
+            log_once("capture.stream.start", exc)
 
     def _closed(self) -> None:
         if self._started:
-            self._call.finish("abandoned")
+            end(self._call, "abandoned")
         else:
             # Never advanced: no request was sent, so there is nothing to record.
             self._call.status = "never-started"
@@ -223,7 +233,7 @@ class SyncStreamProxy(_StreamProxy):
         try:
             item = next(self._gen)
         except StopIteration:
-            call.finish("ok")
+            end(call, "ok")
             raise
         except BaseException as exc:
             _finish_from(call, exc)
@@ -266,7 +276,7 @@ class AsyncStreamProxy(_StreamProxy):
         try:
             item = await self._gen.__anext__()
         except StopAsyncIteration:
-            call.finish("ok")
+            end(call, "ok")
             raise
         except BaseException as exc:
             _finish_from(call, exc)

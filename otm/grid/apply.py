@@ -169,11 +169,18 @@ def live_impacts(
     if zones is None:
         zones = _configured_zones()
     looks = _lookups(records, src.lookup, zones)
-    grid = [lk.gco2e_per_kwh if isinstance(lk, Intensity) else math.nan for lk in looks]
-    live_rows = [i for i, lk in enumerate(looks) if isinstance(lk, Intensity)]
-    fresh = reestimate_with_grid([records[i] for i in live_rows], [grid[i] for i in live_rows])
+    # One grouped estimate for the records that need one: the live ones (with
+    # their hour's intensity) and those not estimated yet (with the region's
+    # own figure, NaN); the others keep the impact they carry.
+    rows = [
+        i
+        for i, (rec, lk) in enumerate(zip(records, looks))
+        if isinstance(lk, Intensity) or rec._impact is None
+    ]
+    grid = [_value(looks[i]) for i in rows]
+    fresh = reestimate_with_grid([records[i] for i in rows], grid)
     impacts: list[Impact | None] = [None] * len(records)
-    for i, imp in zip(live_rows, fresh):
+    for i, imp in zip(rows, fresh):
         impacts[i] = imp
     out: list[tuple[Impact | None, Lookup]] = []
     for i, (rec, lk) in enumerate(zip(records, looks)):
@@ -184,6 +191,10 @@ def live_impacts(
             imp = rec.impact
         out.append((None if imp is None else _annotate(imp, lk), lk))
     return out
+
+
+def _value(lookup: Lookup) -> float:
+    return lookup.gco2e_per_kwh if isinstance(lookup, Intensity) else math.nan
 
 
 def _annotate(impact: Impact, lookup: Lookup) -> Impact:

@@ -474,3 +474,20 @@ def test_otlp_http_export_reaches_a_collector(
     usage = next(m for m in rx.metrics if m.name == "gen_ai.client.token.usage")
     assert usage.unit == "{token}"
     assert sum(dp.count for dp in usage.histogram.data_points) == 4  # 2 calls x input/output
+
+
+def test_every_test_the_conformance_table_cites_exists() -> None:
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent
+    doc = (root.parent / "docs" / "export.md").read_text(encoding="utf-8")
+    cited = re.findall(r"`(semconv|otel)::(test_\w+)`", doc)
+    assert len(cited) > 20
+    files = {"semconv": "test_export_semconv.py", "otel": "test_export_otel.py"}
+    missing = [
+        f"{f}::{name}"
+        for f, name in cited
+        if f"def {name}(" not in (root / files[f]).read_text(encoding="utf-8")
+    ]
+    assert not missing, missing

@@ -42,6 +42,10 @@ FORBIDDEN = {
     "otm.impact": _TYPES,
     "otm.deployment": _TYPES,
     "otm._log": (*_TYPES, "otm.data", "otm.telemetry", "otm.impact", "otm.deployment"),
+    # Presentation: number formatting is a leaf; display shows an Impact or a Record
+    # (lazily) and knows nothing of how they were made or where they go.
+    "otm.units": (*_TYPES, "otm.data", "otm.telemetry", "otm.impact", "otm.deployment", "otm.display"),
+    "otm.display": ("otm.capture", "otm.estimate", "otm.config", "otm.events", "otm.grid", *_USERS),
 }
 
 # (importer, import) pairs that are deliberate exceptions, each with its reason.

@@ -105,7 +105,35 @@ class Telemetry(BaseModel):
     """What capture repaired in what the server sent (usage as text, negative or
     fractional counts, text that was not valid Unicode); the record is kept."""
 
-    @field_validator("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", mode="before")
+    # What the API named, for export (OpenTelemetry GenAI conventions); None when unknown.
+    request_model: str | None = Field(
+        default=None, validation_alias=_alias("request_model", "requestModel")
+    )
+    """The model the request asked for (``model`` is the served one when the response named it)."""
+    response_model: str | None = Field(
+        default=None, validation_alias=_alias("response_model", "responseModel")
+    )
+    """The model the response said served it."""
+    response_id: str | None = Field(default=None, validation_alias=_alias("response_id", "responseId"))
+    """The provider's completion id (``chatcmpl-...``, ``msg_...``, Gemini's ``responseId``);
+    ``request_id`` is the HTTP request's id."""
+    finish_reasons: tuple[str, ...] | None = None
+    """Why each choice (candidate) ended, as the provider reported it."""
+    server_address: str | None = None
+    server_port: int | None = Field(default=None, ge=0, le=65535)
+    cache_write_input_tokens: int = Field(
+        default=0, validation_alias=_alias("cache_write_input_tokens", "cacheWriteInputTokens")
+    )
+    """Input tokens written to the provider's prompt cache (part of ``input_tokens``)."""
+
+    @field_validator(
+        "input_tokens",
+        "cached_input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "cache_write_input_tokens",
+        mode="before",
+    )
     @classmethod
     def _tokens(cls, v: Any) -> Any:
         if v is None:

@@ -36,6 +36,7 @@ class Call:
     __slots__ = (
         "_finalizer",
         "_lock",
+        "cache_write_tokens",
         "cached_input_tokens",
         "chunks",
         "chunks_counted",
@@ -44,6 +45,7 @@ class Call:
         "config",
         "error_type",
         "extra",
+        "finish_reasons",
         "holders",
         "host_kind",
         "http_status",
@@ -62,8 +64,11 @@ class Call:
         "reasoning_tokens",
         "record",
         "request_id",
+        "response_id",
         "scope",
         "served_model",
+        "server_address",
+        "server_port",
         "settings",
         "start_wall",
         "status",
@@ -159,6 +164,28 @@ class Call:
         self.prepare: Callable[[Call], None] | None = None
         """Deferred work run once when the call finishes, before the record is
         built (e.g. measuring the request's text only when it is needed)."""
+        # What the API named (for export under the OpenTelemetry GenAI conventions).
+        self.response_id: str | None = None
+        """The completion id (``chatcmpl-...``, ``msg_...``, Gemini's ``responseId``)."""
+        self.finish_reasons: list[str] | None = None
+        self.server_address: str | None = None
+        self.server_port: int | None = None
+        self.cache_write_tokens: int | None = None
+        """Input tokens written to the provider's prompt cache (part of ``input_tokens``)."""
+
+    def finish_reason(self, reason: Any) -> None:
+        """A choice (candidate) ended for ``reason`` (an enum or a string; None is ignored)."""
+        if reason is None:
+            return
+        value = getattr(reason, "value", reason)
+        if isinstance(value, str) and value:
+            if self.finish_reasons is None:
+                self.finish_reasons = [value]
+            else:
+                self.finish_reasons.append(value)
+
+    def server(self, address_port: tuple[str | None, int | None]) -> None:
+        self.server_address, self.server_port = address_port
 
     # -- hot path ---------------------------------------------------------------
 

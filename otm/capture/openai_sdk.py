@@ -40,7 +40,7 @@ from typing import Any
 import openai
 
 from otm._log import log_once
-from otm.capture.attribution import Host, host_from_name, host_of
+from otm.capture.attribution import Host, host_from_name, host_of, server_of
 from otm.capture.call import Call
 from otm.capture.clients import get_client_settings, settings_keys_of
 from otm.capture.stainless import JsonView, StainlessSDK, swap_stream_manager
@@ -128,6 +128,7 @@ def _new_call(instance: Any, operation: str, model: Any, streamed: bool) -> Call
         streamed=streamed,
         host_kind=host.kind,
     )
+    call.server(server_of(client))
     collector = _helper_calls.get()
     if collector is not None:
         collector.append(call)
@@ -265,6 +266,7 @@ def _chat_usage(call: Call, u: Any) -> None:
     d = u.prompt_tokens_details
     if d is not None:
         call.cached_input_tokens = d.cached_tokens
+        call.cache_write_tokens = getattr(d, "cache_write_tokens", None)
     d = u.completion_tokens_details
     if d is not None:
         call.reasoning_tokens = d.reasoning_tokens
@@ -283,6 +285,7 @@ def _responses_usage(call: Call, u: Any) -> None:
     d = u.input_tokens_details
     if d is not None:
         call.cached_input_tokens = d.cached_tokens
+        call.cache_write_tokens = getattr(d, "cache_write_tokens", None)
     d = u.output_tokens_details
     if d is not None:
         call.reasoning_tokens = d.reasoning_tokens
@@ -301,6 +304,7 @@ def _read_chat_completion(call: Call, r: Any) -> None:
     n = 0
     texts: list[str] | None = [] if call.config.capture_prompts else None
     for choice in r.choices or ():
+        call.finish_reason(choice.finish_reason)
         message = choice.message
         if message is None:
             continue
@@ -334,6 +338,7 @@ def _read_legacy_completion(call: Call, r: Any) -> None:
     n = 0
     texts: list[str] | None = [] if call.config.capture_prompts else None
     for choice in r.choices or ():
+        call.finish_reason(choice.finish_reason)
         text = choice.text
         if text:
             n += len(text)
@@ -351,6 +356,7 @@ def _read_response(call: Call, r: Any) -> None:
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
     call.response_id = getattr(r, "id", None) or call.response_id
+    _response_finish(call, r)
     status = r.status
     if status == "failed":
         call.outcome = "error"
@@ -373,6 +379,19 @@ def _read_response(call: Call, r: Any) -> None:
     call.output_text_length = n
     if texts:
         call.completion = "".join(texts)
+
+
+def _response_finish(call: Call, r: Any) -> None:
+    """The Responses API has a status, not finish reasons: completed -> ``stop``,
+    incomplete -> its reason (``max_output_tokens``, ``content_filter``), failed -> ``error``."""
+    status = r.status
+    if status == "completed":
+        call.finish_reason("stop")
+    elif status == "incomplete":
+        details = r.incomplete_details
+        call.finish_reason(getattr(details, "reason", None) or "incomplete")
+    elif status == "failed":
+        call.finish_reason("error")
 
 
 def _read_embeddings(call: Call, r: Any) -> None:
@@ -408,6 +427,9 @@ def _observe_chat(call: Call, chunk: Any) -> None:
     choices = chunk.choices
     if choices:
         for choice in choices:
+            reason = choice.finish_reason
+            if reason is not None:
+                call.finish_reason(reason)
             delta = choice.delta
             if delta is None:
                 continue
@@ -476,8 +498,10 @@ def _observe_completion(call: Call, chunk: Any) -> None:
         if text:
             has = True
             call.text(text)
+        call.finish_reason(choice.finish_reason)
     if call.served_model is None:
         call.served_model = chunk.model
+        call.response_id = chunk.id
     usage = chunk.usage
     if usage is not None:
         _chat_usage(call, usage)
@@ -520,6 +544,8 @@ def _observe_response_event(call: Call, event: Any) -> None:
             if usage is not None:
                 _responses_usage(call, usage)
             call.served_model = response.model or call.served_model
+            call.response_id = response.id or call.response_id
+            _response_finish(call, response)
         if kind == "response.failed":
             call.outcome = "error"
             call.error_type = "openai.response.failed"

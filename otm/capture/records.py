@@ -120,6 +120,7 @@ def build_record(call: Call) -> Record:
             "completion": completion,
             "provider_source": provider_source,
             "capture_notes": notes or None,
+            **_api_names(call, in_tokens, notes),
         }
     )
     if notes:
@@ -143,6 +144,23 @@ def build_record(call: Call) -> Record:
         tags=tags,
         scope=call.scope,
     )
+
+
+def _api_names(call: Call, in_tokens: int, notes: list[str]) -> dict[str, Any]:
+    """What the API named, for export under the OpenTelemetry GenAI conventions."""
+    reasons = call.finish_reasons
+    writes = count(call.cache_write_tokens, "cache_write_tokens", notes) or 0
+    return {
+        "request_model": text(call.model, "request model", notes),
+        "response_model": text(call.served_model, "response model", notes),
+        "response_id": text(call.response_id, "response_id", notes),
+        "finish_reasons": None
+        if not reasons
+        else tuple(text(r, "finish_reason", notes) or "" for r in reasons),
+        "server_address": call.server_address,
+        "server_port": call.server_port,
+        "cache_write_input_tokens": min(writes, in_tokens),
+    }
 
 
 _TELEMETRY_FIELDS = frozenset(Telemetry.model_fields)

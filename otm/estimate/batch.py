@@ -17,6 +17,7 @@ from otm.deployment import Deployment
 from otm.impact import Impact, Range
 from otm.telemetry import Telemetry
 
+from . import frames
 from .calibration import DEFAULT, Calibration
 from .combine import ChunkResult, Group, apply_floor, build_group, compute, implausible
 from .stamp import data_stamp
@@ -251,10 +252,22 @@ class ImpactBatch:
             },
         )
 
+    # Data frames, one row per request (otm.estimate.frames; extras pandas, arrow, polars).
+    def to_pandas(self) -> Any:
+        return frames.to_pandas(self)
+
+    def to_arrow(self) -> Any:
+        return frames.to_arrow(self)
+
+    def to_polars(self) -> Any:
+        return frames.to_polars(self)
+
     def __repr__(self) -> str:
+        from otm.units import fmt, plural
+
         return (
-            f"<ImpactBatch {len(self)} records, {self.energy_wh_value.sum():.4g} Wh, "
-            f"{self.carbon_g_value.sum():.4g} gCO2e, {self.water_ml_value.sum():.4g} mL>"
+            f"<ImpactBatch {plural(len(self), 'record')}, {fmt('energy', self.energy_wh_value.sum())}, "
+            f"{fmt('carbon', self.carbon_g_value.sum())}, {fmt('water', self.water_ml_value.sum())}>"
         )
 
 
@@ -384,14 +397,18 @@ def estimate_many(
     """Estimate many requests at once (numpy over every request x sample).
 
     ``telemetries``: a sequence of :class:`~otm.telemetry.Telemetry` or of
-    mappings of its fields (snake_case or the collectors' camelCase), or one
-    columnar mapping of arrays (Telemetry field names, or ``ttft_s``,
-    ``decode_s``, ``duration_s``; scalars broadcast). Specs are resolved once
+    mappings of its fields (snake_case or the collectors' camelCase), or
+    columns: a mapping of arrays, a pandas or polars ``DataFrame`` or a
+    pyarrow ``Table`` (Telemetry field names or their camelCase aliases, or
+    ``ttft_s``, ``decode_s``, ``duration_s``; scalars broadcast; see
+    :func:`otm.estimate.frames.to_columns`). Specs are resolved once
     per distinct (provider, model). With ``learn_floor`` a low quantile of the
     recent clean streams of each deployment (in this batch and seen before in
     this process, once there are several) bounds the serving floor; see
     docs/methodology.md "Learning the floor".
     """
+    if isinstance(telemetries, Mapping) or frames.is_frame(telemetries):
+        telemetries = frames.to_columns(telemetries)  # pandas, Arrow, polars, dicts of columns
     cal = calibration or DEFAULT
     c = columns(
         telemetries,

@@ -33,7 +33,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 __all__ = [
     "ENV_PREFIX",
@@ -57,7 +64,7 @@ ENV_PREFIX: Final = "OTM_"
 CONFIG_FILE_ENV: Final = "OTM_CONFIG_FILE"
 """Names the config file to use instead of searching for one ("none" disables files)."""
 
-PROVIDERS: Final = ("openai", "anthropic", "google")
+PROVIDERS: Final = ("openai", "anthropic", "google", "litellm")
 _PROVIDER_ALIASES: Final = {"google-genai": "google", "genai": "google", "gemini": "google"}
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE: Final = frozenset({"1", "true", "yes", "on", "y", "t"})
@@ -124,6 +131,19 @@ class Settings(BaseModel):
     """A user data file (TOML or JSON) of models, accelerators, providers and regions."""
     log_level: str | None = None
     """Level of the ``otm`` logger; None leaves it to the application's logging config."""
+    # -- live grid intensity (otm.grid; docs/reporting.md "Live grid intensity") --
+    electricitymaps_token: SecretStr | None = None
+    """Electricity Maps API token for live hourly grid intensity (never printed)."""
+    electricitymaps_url: str | None = None
+    """Base URL of the Electricity Maps API (None: the public v3 API)."""
+    live_grid: bool = False
+    """``otm report`` uses live hourly grid intensity without ``--live-grid``."""
+    live_grid_timeout_s: float = 10.0
+    """Hard limit, seconds, on fetching live grid intensity (retries included)."""
+    grid_cache_dir: Path | None = None
+    """Where fetched grid intensities are cached (None: the user cache directory)."""
+    grid_zones: dict[str, str] = {}
+    """Electricity Maps zone per otm region, overriding otm's mapping (``US-WA=US-NW-BPAT``)."""
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
     _config_file: Path | None = PrivateAttr(default=None)
@@ -131,7 +151,7 @@ class Settings(BaseModel):
     # -- validation: every message names the allowed values ---------------------
 
     @field_validator(
-        "disabled", "auto_instrument", "capture_prompts", "request_usage", mode="before"
+        "disabled", "auto_instrument", "capture_prompts", "request_usage", "live_grid", mode="before"
     )
     @classmethod
     def _bool(cls, v: Any) -> Any:
@@ -227,6 +247,69 @@ class Settings(BaseModel):
             raise ValueError(f"{str(path)!r} does not exist or is not a file")
         return path
 
+    @field_validator("electricitymaps_token", mode="before")
+    @classmethod
+    def _token(cls, v: Any) -> Any:
+        if isinstance(v, SecretStr):
+            v = v.get_secret_value()
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        if not isinstance(v, str):
+            raise ValueError("expected the API token as text")  # noqa: TRY004
+        return v.strip()
+
+    @field_validator("electricitymaps_url", mode="before")
+    @classmethod
+    def _url(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        if not isinstance(v, str) or not v.strip().lower().startswith(("https://", "http://")):
+            raise ValueError("expected an http(s) URL such as the API's base URL ending in /v3")
+        return v.strip().rstrip("/")
+
+    @field_validator("live_grid_timeout_s", mode="before")
+    @classmethod
+    def _timeout(cls, v: Any) -> Any:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{v!r} is not a number of seconds") from None
+        if not (0 < f <= 600):
+            raise ValueError("expected seconds > 0 and <= 600")
+        return f
+
+    @field_validator("grid_cache_dir", mode="before")
+    @classmethod
+    def _cache_dir(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        path = Path(v).expanduser()
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{str(path)!r} exists and is not a directory")
+        return path
+
+    @field_validator("grid_zones", mode="before")
+    @classmethod
+    def _zones(cls, v: Any) -> Any:
+        if v is None:
+            return {}
+        if isinstance(v, str):
+            out: dict[str, str] = {}
+            for pair in (p for p in v.split(",") if p.strip()):
+                key, sep, value = pair.partition("=")
+                if not sep or not key.strip() or not value.strip():
+                    raise ValueError(
+                        f"{pair.strip()!r} is not region=zone; write 'US-WA=US-NW-BPAT,FRA=FR'"
+                    )
+                out[key.strip()] = value.strip()
+            return out
+        if not isinstance(v, Mapping):
+            raise ValueError("expected a table of region = zone, or 'US-WA=US-NW-BPAT' as text")  # noqa: TRY004
+        bad = [k for k, z in v.items() if not isinstance(k, str) or not isinstance(z, str)]
+        if bad:
+            raise ValueError(f"zones must be text, got {bad[0]!r}")
+        return {str(k).strip(): str(z).strip() for k, z in v.items()}
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _log_level(cls, v: Any) -> Any:
@@ -268,7 +351,9 @@ class Settings(BaseModel):
         """Plain JSON-able values with their sources."""
         out: dict[str, Any] = {}
         for name, value, source in self.explain():
-            if isinstance(value, Path):
+            if isinstance(value, SecretStr):
+                value = "**********"  # a secret is never printed
+            elif isinstance(value, Path):
                 value = str(value)
             elif isinstance(value, tuple):
                 value = list(value)
@@ -357,7 +442,11 @@ def _load_file(path: Path, on_invalid: Callable[[ConfigError], None]) -> dict[st
             )
             continue
         # Paths in a file are relative to that file's directory.
-        if key in ("output_dir", "data_file") and isinstance(value, str) and value.strip():
+        if (
+            key in ("output_dir", "data_file", "grid_cache_dir")
+            and isinstance(value, str)
+            and value.strip()
+        ):
             p = Path(value).expanduser()
             value = p if p.is_absolute() else path.parent / p
         out[key] = value
@@ -446,7 +535,7 @@ def resolve(
         if key in from_file:
             found.append((from_file[key], f"file:{path}"))
         found = [(v, src) for v, src in found if (key, src) not in skipped]
-        if cwd is not None and key in ("output_dir", "data_file"):
+        if cwd is not None and key in ("output_dir", "data_file", "grid_cache_dir"):
             # relative paths from the environment or arguments follow cwd
             found = [(_under(cwd, v) if not src.startswith("file:") else v, src) for v, src in found]
         if found:
@@ -585,6 +674,12 @@ def configure(
     output_dir: str | os.PathLike[str] = _UNSET,
     data_file: str | os.PathLike[str] | None = _UNSET,
     log_level: str | int | None = _UNSET,
+    electricitymaps_token: str | None = _UNSET,
+    electricitymaps_url: str | None = _UNSET,
+    live_grid: bool | str = _UNSET,
+    live_grid_timeout_s: float | str = _UNSET,
+    grid_cache_dir: str | os.PathLike[str] | None = _UNSET,
+    grid_zones: Mapping[str, str] | str | None = _UNSET,
     config_file: str | os.PathLike[str] | None = _UNSET,
 ) -> Settings:
     """Set otm's settings and apply them now; returns the resolved :class:`Settings`.
@@ -610,6 +705,12 @@ def configure(
             "output_dir": output_dir,
             "data_file": data_file,
             "log_level": log_level,
+            "electricitymaps_token": electricitymaps_token,
+            "electricitymaps_url": electricitymaps_url,
+            "live_grid": live_grid,
+            "live_grid_timeout_s": live_grid_timeout_s,
+            "grid_cache_dir": grid_cache_dir,
+            "grid_zones": grid_zones,
         }.items()
         if v is not _UNSET
     }

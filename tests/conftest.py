@@ -12,12 +12,18 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# LiteLLM fetches its price list at import unless told to use the bundled one;
+# the tests never reach the network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 _DRIFT: list[str] = []

@@ -167,6 +167,19 @@ def test_every_view_is_the_bare_sdks(pair: tuple[Any, Any]) -> None:
 
 
 @pytest.mark.parametrize("pair", list(PATHS), indirect=True)
+def test_every_name_dir_lists_can_be_read(pair: tuple[Any, Any]) -> None:
+    """Libraries read every name dir() gives (LiteLLM does on openai's models): a response
+    without a record must not list an 'otm' it cannot give."""
+    bare, mine = pair
+    assert "otm" not in dir(bare)
+    for obj in (bare, mine):
+        for name in dir(obj):
+            if not name.startswith("_"):  # as LiteLLM does; pydantic's dunders are its own
+                getattr(obj, name)  # must not raise
+    assert "otm" in dir(mine)
+
+
+@pytest.mark.parametrize("pair", list(PATHS), indirect=True)
 def test_the_record_survives_pickle_and_copies(pair: tuple[Any, Any]) -> None:
     bare, mine = pair
     energy = mine.otm.energy_wh.value

@@ -914,3 +914,61 @@ def test_wrap_settings_follow_with_options_copies(server: Any, records: list[Any
     assert r.otm.region == "FRA" and r.otm.tags.get("team") == "a"
     assert r.otm.telemetry.provider == "local"
     assert r2.otm.region != "FRA" and "team" not in r2.otm.tags
+
+
+# --------------------------------------------------------------------------- client.beta.responses
+
+
+def _beta_responses(client: Any) -> Any:
+    beta = getattr(client.beta, "responses", None)
+    if beta is None:
+        pytest.skip("this openai SDK has no client.beta.responses")
+    return beta
+
+
+def test_beta_responses_create_plain_and_stream(client: openai.OpenAI, records: list[Any]) -> None:
+    # client.beta.responses is its own resource class (BetaResponse models), not client.responses.
+    beta = _beta_responses(client)
+    assert type(beta) is not type(client.responses)
+    r = beta.create(
+        model="gpt-4.1",
+        input="Say hello.",
+        extra_headers=H(input_tokens=40, output_tokens=6, reasoning_tokens=4, request_id="req_b1"),
+    )
+    t = one(records).telemetry
+    assert r.otm is records[0]
+    assert (t.operation, t.request_id, t.input_tokens, t.output_tokens, t.reasoning_tokens) == (
+        "responses",
+        "req_b1",
+        40,
+        10,
+        4,
+    )
+    assert not t.streamed and t.status == "ok"
+    assert_clean(r)
+    records.clear()
+    for _ in beta.create(model="gpt-4.1", input="warm-up", stream=True):
+        pass
+    records.clear()
+    stream = beta.create(
+        model="gpt-4.1",
+        input="hi",
+        stream=True,
+        extra_headers=H(ttfb_s=0.15, gap_s=0.01, output_tokens=5, request_id="req_b2"),
+    )
+    types = [e.type for e in stream]
+    assert types[-1] == "response.completed"
+    rec = one(records)
+    assert stream.otm is rec
+    t = rec.telemetry
+    assert (t.output_tokens, t.input_tokens, t.request_id, t.status) == (5, 12, "req_b2", "ok")
+    assert t.streamed and not t.tokens_estimated
+    assert t.ttft_s == pytest.approx(0.15, abs=0.05)
+    assert t.chunk_count == len(types)
+
+
+def test_beta_responses_raw_response(client: openai.OpenAI, records: list[Any]) -> None:
+    beta = _beta_responses(client)
+    raw = beta.with_raw_response.create(model="gpt-4.1", input="hi", extra_headers=H(output_tokens=3))
+    parsed = raw.parse()
+    assert parsed.otm is one(records) and records[0].telemetry.output_tokens == 3

@@ -108,10 +108,23 @@ def test_each_setting_from_env(monkeypatch: pytest.MonkeyPatch, clean_config: Pa
         "OTM_OUTPUT_DIR": "runs/here",
         "OTM_DATA_FILE": str(data),
         "OTM_LOG_LEVEL": "warn",
+        "OTM_ELECTRICITYMAPS_TOKEN": " em-secret ",
+        "OTM_ELECTRICITYMAPS_URL": "https://em.example/v3/",
+        "OTM_LIVE_GRID": "yes",
+        "OTM_LIVE_GRID_TIMEOUT_S": "2.5",
+        "OTM_GRID_CACHE_DIR": "grid-cache",
+        "OTM_GRID_ZONES": "US-WA=US-NW-BPAT, aws:us-west-2 = US-NW-PACW",
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     s = resolve()
+    assert s.electricitymaps_token is not None
+    assert s.electricitymaps_token.get_secret_value() == "em-secret"
+    assert s.electricitymaps_url == "https://em.example/v3"
+    assert s.live_grid is True and s.live_grid_timeout_s == 2.5
+    assert s.grid_cache_dir == Path("grid-cache")
+    assert s.grid_zones == {"US-WA": "US-NW-BPAT", "aws:us-west-2": "US-NW-PACW"}
+    assert "em-secret" not in repr(s) and s.to_json()["electricitymaps_token"]["value"] == "**********"
     assert s.providers == ("openai", "google")
     assert s.capture_prompts is True and s.request_usage is True and s.disabled is False
     assert s.tags == {"team": "ml", "env": "prod"}
@@ -223,6 +236,12 @@ def test_configure_remembers_arguments_until_reset(monkeypatch: pytest.MonkeyPat
         ("OTM_DATA_FILE", "nowhere.json", ["'data_file'", "does not exist"]),
         ("OTM_DATA_FILE", "data.yaml", ["'data_file'", ".toml or .json"]),
         ("OTM_REGION", " ", []),  # blank means unset: no error
+        ("OTM_LIVE_GRID", "sometimes", ["'live_grid'", "true/false"]),
+        ("OTM_LIVE_GRID_TIMEOUT_S", "0", ["'live_grid_timeout_s'", "> 0"]),
+        ("OTM_LIVE_GRID_TIMEOUT_S", "soon", ["'live_grid_timeout_s'", "number of seconds"]),
+        ("OTM_ELECTRICITYMAPS_URL", "api.example", ["'electricitymaps_url'", "http(s) URL"]),
+        ("OTM_GRID_ZONES", "US-WA", ["'grid_zones'", "region=zone"]),
+        ("OTM_ELECTRICITYMAPS_TOKEN", "  ", []),  # blank: no token, no error
     ],
 )
 def test_bad_env_values_fail_open_everywhere_but_the_strict_check(

@@ -223,7 +223,8 @@ def test_broken_configuration_in_a_fresh_interpreter_fails_open(tmp_path: Path) 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTM_")}
     env.update(OTM_REGION="atlantis", OTM_TAGS="team", OTM_LOG_LEVEL="chatty")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    code = "import otm; print(otm.instrument())"
+    # instrument() patches each SDK when it is imported; settings resolve then (or at first use)
+    code = "import otm, openai; print(otm.instrument()); otm.wrap(openai.OpenAI(api_key='x')); otm.settings()"
     run = lambda *argv: subprocess.run(
         [sys.executable, *argv], cwd=work, env=env, capture_output=True, text=True, timeout=60
     )

@@ -22,9 +22,11 @@ _TYPES = ("otm.capture", "otm.estimate", "otm.config", "otm.record", "otm.events
 
 # package or module -> otm packages it must never import
 FORBIDDEN = {
-    "otm.data": ("otm.capture", "otm.estimate", "otm.report", "otm.measure", "otm.export", "otm.cli"),
-    "otm.estimate": ("otm.capture", "otm.report", "otm.measure", "otm.export", "otm.cli"),
-    "otm.capture": ("otm.estimate", "otm.report", "otm.measure", "otm.export", "otm.cli"),
+    "otm.data": ("otm.capture", "otm.estimate", "otm.report", "otm.measure", "otm.export", "otm.cli", "otm.grid"),
+    "otm.estimate": ("otm.capture", "otm.report", "otm.measure", "otm.export", "otm.cli", "otm.grid"),
+    "otm.capture": ("otm.estimate", "otm.report", "otm.measure", "otm.export", "otm.cli", "otm.grid"),
+    # live grid intensity: reads the data layer, re-estimates; reports and the CLI use it
+    "otm.grid": ("otm.capture", "otm.report", "otm.measure", "otm.export", "otm.cli"),
     "otm.report": ("otm.capture", "otm.measure", "otm.export", "otm.cli"),
     "otm.measure": ("otm.capture", "otm.report", "otm.export", "otm.cli"),
     "otm.export": ("otm.capture", "otm.report", "otm.measure", "otm.cli"),
@@ -40,10 +42,10 @@ FORBIDDEN = {
     "otm.impact": _TYPES,
     "otm.deployment": _TYPES,
     "otm._log": (*_TYPES, "otm.data", "otm.telemetry", "otm.impact", "otm.deployment"),
-    # Showing a result: reads records and impacts, runs on no call's path.
-    "otm.display": ("otm.capture", "otm.estimate", "otm.config", "otm.events", *_USERS),
-    # Number formatting: below everything that prints.
-    "otm.units": (*_TYPES, "otm.data", "otm.display", "otm.telemetry", "otm.impact"),
+    # Presentation: number formatting is a leaf; display shows an Impact or a Record
+    # (lazily) and knows nothing of how they were made or where they go.
+    "otm.units": (*_TYPES, "otm.data", "otm.telemetry", "otm.impact", "otm.deployment", "otm.display"),
+    "otm.display": ("otm.capture", "otm.estimate", "otm.config", "otm.events", "otm.grid", *_USERS),
 }
 
 # (importer, import) pairs that are deliberate exceptions, each with its reason.

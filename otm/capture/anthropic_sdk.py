@@ -33,7 +33,7 @@ import anthropic
 import pydantic
 
 from otm._log import log_once
-from otm.capture.attribution import Host, host_from_name, host_of
+from otm.capture.attribution import Host, host_from_name, host_of, server_of
 from otm.capture.call import Call
 from otm.capture.clients import get_client_settings, settings_keys_of
 from otm.capture.patching import is_inert
@@ -170,6 +170,7 @@ def _new_call(resource: Any, kwargs: dict[str, Any], *, streamed: bool) -> Call:
         streamed=streamed,
         host_kind=host.kind,
     )
+    call.server(server_of(getattr(resource, "_client", None)))
     if call.config.capture_prompts:
         call.text_parts = []
     # The prompt is measured when the call finishes, off the call's own path
@@ -230,6 +231,7 @@ def _apply_usage(call: Call, usage: Any, parts: _Usage) -> None:
     if parts.fresh is not None or parts.cache_read is not None or parts.cache_write is not None:
         call.input_tokens = (parts.fresh or 0) + (parts.cache_read or 0) + (parts.cache_write or 0)
         call.cached_input_tokens = parts.cache_read or 0
+        call.cache_write_tokens = parts.cache_write
     out = getattr(usage, "output_tokens", None)
     if out is not None:
         call.output_tokens = out
@@ -249,6 +251,10 @@ def _read_message(call: Call, message: Any) -> None:
     rid = getattr(message, "_request_id", None)
     if isinstance(rid, str) and rid:
         call.request_id = rid
+    mid = getattr(message, "id", None)
+    if isinstance(mid, str) and mid:
+        call.response_id = mid
+    call.finish_reason(getattr(message, "stop_reason", None))
     content = getattr(message, "content", None) or ()
     texts: list[str] = []
     for block in content:
@@ -320,9 +326,13 @@ def _observe(call: Call, event: Any) -> None:
         model = getattr(message, "model", None)
         if isinstance(model, str):
             call.served_model = model
+        mid = getattr(message, "id", None)
+        if isinstance(mid, str) and mid:
+            call.response_id = mid
     elif kind == "message_delta":
         call.chunk(False)
         _apply_usage(call, getattr(event, "usage", None), _stream_usage(call))
+        call.finish_reason(getattr(getattr(event, "delta", None), "stop_reason", None))
     else:
         call.chunk(False)
 

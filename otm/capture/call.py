@@ -36,12 +36,16 @@ class Call:
     __slots__ = (
         "_finalizer",
         "_lock",
+        "cache_write_tokens",
         "cached_input_tokens",
         "chunks",
+        "chunks_counted",
+        "content_chunks",
         "completion",
         "config",
         "error_type",
         "extra",
+        "finish_reasons",
         "holders",
         "host_kind",
         "http_status",
@@ -60,8 +64,11 @@ class Call:
         "reasoning_tokens",
         "record",
         "request_id",
+        "response_id",
         "scope",
         "served_model",
+        "server_address",
+        "server_port",
         "settings",
         "start_wall",
         "status",
@@ -74,7 +81,9 @@ class Call:
         "t_last",
         "t_last_chunk",
         "text_parts",
-        "tokens_estimated",
+        "input_estimated",
+        "output_estimated",
+        "response_id",
     )
 
     def __init__(
@@ -108,6 +117,11 @@ class Call:
         self.t_last: float | None = None
         self.t_end: float | None = None
         self.chunks = 0
+        self.content_chunks = 0
+        """Chunks that carried output (text, tool arguments, reasoning): the
+        count behind the inter-chunk latency, exact even when tokens are not."""
+        self.chunks_counted = True
+        """False when the chunks were not seen one by one (LiteLLM's callbacks)."""
         self.input_tokens: int | None = None
         self.cached_input_tokens: int | None = None
         self.output_tokens: int | None = None
@@ -115,7 +129,12 @@ class Call:
         # Set by adapters whose streams carry reasoning as visible deltas
         # (anthropic thinking); hidden reasoning happens before the first token.
         self.reasoning_streamed = False
-        self.tokens_estimated = False
+        # Token counts the integration itself reports as estimated (LiteLLM
+        # counts a stream's tokens when the provider sent no usage).
+        self.input_estimated = False
+        self.output_estimated = False
+        self.response_id: str | None = None
+        """The provider's id of the completion (``chatcmpl-...``, ``msg_...``), when known."""
         self.input_text_length: int | None = None
         self.output_text_length = 0
         self.prompt: str | None = None
@@ -145,6 +164,28 @@ class Call:
         self.prepare: Callable[[Call], None] | None = None
         """Deferred work run once when the call finishes, before the record is
         built (e.g. measuring the request's text only when it is needed)."""
+        # What the API named (for export under the OpenTelemetry GenAI conventions).
+        self.response_id: str | None = None
+        """The completion id (``chatcmpl-...``, ``msg_...``, Gemini's ``responseId``)."""
+        self.finish_reasons: list[str] | None = None
+        self.server_address: str | None = None
+        self.server_port: int | None = None
+        self.cache_write_tokens: int | None = None
+        """Input tokens written to the provider's prompt cache (part of ``input_tokens``)."""
+
+    def finish_reason(self, reason: Any) -> None:
+        """A choice (candidate) ended for ``reason`` (an enum or a string; None is ignored)."""
+        if reason is None:
+            return
+        value = getattr(reason, "value", reason)
+        if isinstance(value, str) and value:
+            if self.finish_reasons is None:
+                self.finish_reasons = [value]
+            else:
+                self.finish_reasons.append(value)
+
+    def server(self, address_port: tuple[str | None, int | None]) -> None:
+        self.server_address, self.server_port = address_port
 
     # -- hot path ---------------------------------------------------------------
 
@@ -155,6 +196,7 @@ class Call:
         self.t_last_chunk = t
         if has_content:
             self.t_last = t
+            self.content_chunks += 1
             if self.t_first_token is None:
                 self.t_first_token = t
         if self.t_first_chunk is None:

@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from otm._log import log_once
-from otm.capture.attribution import Host, host_from_name, host_of
+from otm.capture.attribution import Host, host_from_name, host_of, server_of
 from otm.capture.call import Call
 from otm.capture.clients import get_client_settings, settings_keys_of
 from otm.capture.patching import is_inert
@@ -156,6 +156,10 @@ class _State:
         has_content = False
         candidates = chunk.candidates
         if candidates:
+            for cand in candidates:
+                reason = cand.finish_reason
+                if reason is not None:
+                    call.finish_reason(reason)
             content = candidates[0].content
             parts = content.parts if content is not None else None
             if parts:
@@ -179,6 +183,7 @@ class _State:
             rid = chunk.response_id
             if rid:
                 call.request_id = rid
+                call.response_id = rid
 
     def latest(self) -> Any:
         return self.last
@@ -274,6 +279,7 @@ def _new_call(instance: Any, kwargs: dict[str, Any], operation: str, *, streamed
         streamed=streamed,
         host_kind=host.kind,
     )
+    call.server(server_of(getattr(instance, "_api_client", None), _base_url))
     try:
         prompt = _prompt_text(kwargs)
         call.input_text_length = len(prompt)
@@ -337,6 +343,9 @@ def _complete_response(call: Call, response: Any) -> Any:
     rid = getattr(response, "response_id", None)
     if rid:
         call.request_id = rid
+        call.response_id = rid
+    for cand in getattr(response, "candidates", None) or ():
+        call.finish_reason(getattr(cand, "finish_reason", None))
     text = _response_text(response)
     call.output_text_length = len(text)
     if call.config.capture_prompts:

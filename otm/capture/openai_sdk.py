@@ -40,7 +40,7 @@ from typing import Any
 import openai
 
 from otm._log import log_once
-from otm.capture.attribution import Host, host_from_name, host_of
+from otm.capture.attribution import Host, host_from_name, host_of, server_of
 from otm.capture.call import Call
 from otm.capture.clients import get_client_settings, settings_keys_of
 from otm.capture.stainless import JsonView, StainlessSDK, swap_stream_manager
@@ -128,6 +128,7 @@ def _new_call(instance: Any, operation: str, model: Any, streamed: bool) -> Call
         streamed=streamed,
         host_kind=host.kind,
     )
+    call.server(server_of(client))
     collector = _helper_calls.get()
     if collector is not None:
         collector.append(call)
@@ -265,6 +266,7 @@ def _chat_usage(call: Call, u: Any) -> None:
     d = u.prompt_tokens_details
     if d is not None:
         call.cached_input_tokens = d.cached_tokens
+        call.cache_write_tokens = getattr(d, "cache_write_tokens", None)
     d = u.completion_tokens_details
     if d is not None:
         call.reasoning_tokens = d.reasoning_tokens
@@ -283,6 +285,7 @@ def _responses_usage(call: Call, u: Any) -> None:
     d = u.input_tokens_details
     if d is not None:
         call.cached_input_tokens = d.cached_tokens
+        call.cache_write_tokens = getattr(d, "cache_write_tokens", None)
     d = u.output_tokens_details
     if d is not None:
         call.reasoning_tokens = d.reasoning_tokens
@@ -297,9 +300,11 @@ def _read_chat_completion(call: Call, r: Any) -> None:
         _chat_usage(call, usage)
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
+    call.response_id = getattr(r, "id", None) or call.response_id
     n = 0
     texts: list[str] | None = [] if call.config.capture_prompts else None
     for choice in r.choices or ():
+        call.finish_reason(choice.finish_reason)
         message = choice.message
         if message is None:
             continue
@@ -329,9 +334,11 @@ def _read_legacy_completion(call: Call, r: Any) -> None:
         _chat_usage(call, usage)
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
+    call.response_id = getattr(r, "id", None) or call.response_id
     n = 0
     texts: list[str] | None = [] if call.config.capture_prompts else None
     for choice in r.choices or ():
+        call.finish_reason(choice.finish_reason)
         text = choice.text
         if text:
             n += len(text)
@@ -348,6 +355,8 @@ def _read_response(call: Call, r: Any) -> None:
         _responses_usage(call, usage)
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
+    call.response_id = getattr(r, "id", None) or call.response_id
+    _response_finish(call, r)
     status = r.status
     if status == "failed":
         call.outcome = "error"
@@ -372,6 +381,19 @@ def _read_response(call: Call, r: Any) -> None:
         call.completion = "".join(texts)
 
 
+def _response_finish(call: Call, r: Any) -> None:
+    """The Responses API has a status, not finish reasons: completed -> ``stop``,
+    incomplete -> its reason (``max_output_tokens``, ``content_filter``), failed -> ``error``."""
+    status = r.status
+    if status == "completed":
+        call.finish_reason("stop")
+    elif status == "incomplete":
+        details = r.incomplete_details
+        call.finish_reason(getattr(details, "reason", None) or "incomplete")
+    elif status == "failed":
+        call.finish_reason("error")
+
+
 def _read_embeddings(call: Call, r: Any) -> None:
     usage = r.usage
     if usage is not None:
@@ -379,6 +401,7 @@ def _read_embeddings(call: Call, r: Any) -> None:
     call.output_tokens = 0
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
+    call.response_id = getattr(r, "id", None) or call.response_id
 
 
 _MODEL_READERS: dict[str, Callable[[Call, Any], None]] = {
@@ -404,6 +427,9 @@ def _observe_chat(call: Call, chunk: Any) -> None:
     choices = chunk.choices
     if choices:
         for choice in choices:
+            reason = choice.finish_reason
+            if reason is not None:
+                call.finish_reason(reason)
             delta = choice.delta
             if delta is None:
                 continue
@@ -431,11 +457,13 @@ def _observe_chat(call: Call, chunk: Any) -> None:
     call.t_last_chunk = t
     if has:
         call.t_last = t
+        call.content_chunks += 1
         if call.t_first_token is None:
             call.t_first_token = t
     if call.t_first_chunk is None:
         call.t_first_chunk = t
         call.served_model = chunk.model
+        call.response_id = chunk.id
 
 
 def _observe_other_delta(call: Call, delta: Any) -> bool:
@@ -470,8 +498,10 @@ def _observe_completion(call: Call, chunk: Any) -> None:
         if text:
             has = True
             call.text(text)
+        call.finish_reason(choice.finish_reason)
     if call.served_model is None:
         call.served_model = chunk.model
+        call.response_id = chunk.id
     usage = chunk.usage
     if usage is not None:
         _chat_usage(call, usage)
@@ -514,6 +544,8 @@ def _observe_response_event(call: Call, event: Any) -> None:
             if usage is not None:
                 _responses_usage(call, usage)
             call.served_model = response.model or call.served_model
+            call.response_id = response.id or call.response_id
+            _response_finish(call, response)
         if kind == "response.failed":
             call.outcome = "error"
             call.error_type = "openai.response.failed"
@@ -522,8 +554,10 @@ def _observe_response_event(call: Call, event: Any) -> None:
         return
     elif kind == "response.created":
         response = event.response
-        if response is not None and call.served_model is None:
-            call.served_model = response.model
+        if response is not None:
+            call.response_id = response.id
+            if call.served_model is None:
+                call.served_model = response.model
     elif kind == "error":
         call.outcome = "error"
         call.error_type = "openai.response.error"
@@ -666,10 +700,13 @@ def _resource_classes() -> dict[str, tuple[type | None, type | None]]:
     """(sync, async) resource classes from the package's public re-exports; None when missing."""
     found: dict[str, tuple[type | None, type | None]] = {}
 
-    def load(key: str, module: str, sync_name: str, async_name: str) -> None:
+    def load(key: str, module: str, sync_name: str, async_name: str, optional: bool = False) -> None:
         try:
             mod = __import__(module, fromlist=[sync_name, async_name])
             found[key] = (getattr(mod, sync_name, None), getattr(mod, async_name, None))
+        except ImportError:
+            if not optional:
+                log_once(f"openai: {module}", message=f"otm: {module} not found; its calls are not captured")
         except Exception as exc:
             log_once(
                 f"openai: {module}",
@@ -679,6 +716,9 @@ def _resource_classes() -> dict[str, tuple[type | None, type | None]]:
 
     load("chat", "openai.resources.chat", "Completions", "AsyncCompletions")
     load("responses", "openai.resources.responses", "Responses", "AsyncResponses")
+    # client.beta.responses: its own classes (same wire format, BetaResponse models);
+    # only in SDK versions that have it.
+    load("beta_responses", "openai.resources.beta.responses", "Responses", "AsyncResponses", True)
     load("embeddings", "openai.resources", "Embeddings", "AsyncEmbeddings")
     load("completion", "openai.resources", "Completions", "AsyncCompletions")
     return found
@@ -705,11 +745,14 @@ def targets() -> list[tuple[type, str, Callable[..., Any]]]:
     pair("responses", "create", _begin_responses, "openai.responses.create")
     pair("responses", "parse", _begin_plain("responses"), "openai.responses.parse")
     pair("responses", "retrieve", _begin_responses_retrieve, "openai.responses.retrieve")
+    pair("beta_responses", "create", _begin_responses, "openai.beta.responses.create")
+    pair("beta_responses", "parse", _begin_plain("responses"), "openai.beta.responses.parse")
+    pair("beta_responses", "retrieve", _begin_responses_retrieve, "openai.beta.responses.retrieve")
     pair("embeddings", "create", _begin_plain("embeddings"), "openai.embeddings.create")
     pair("completion", "create", _begin_stream_options("completion"), "openai.completions.create")
     # The .stream() helpers: sync methods (also on the async resources) that
     # return a context manager; the request starts in its __enter__/__aenter__.
-    for key in ("chat", "responses"):
+    for key in ("chat", "responses", "beta_responses"):
         for cls in classes.get(key, (None, None)):
             add(cls, "stream", make_passthrough_wrapper(f"openai.{key}.stream", _swap_manager))
     return out

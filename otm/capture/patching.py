@@ -15,22 +15,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from otm._log import log_once
 
 _inert: set[int] = set()
 """ids of wrappers left in place under someone else's wrapper: they pass calls through."""
 
-@dataclass
-class _Patch:
+class _Patch(NamedTuple):  # a NamedTuple, not a dataclass: importing dataclasses costs otm.instrument() ~5 ms
     provider: str
     owner: type
     name: str
     original: Any
     installed: Any
     wrapper: Any
+    below: Any = None
+    """What otm's layer wraps after moving back on top of another instrumentor (else None)."""
 
 
 class PatchRegistry:
@@ -39,6 +39,7 @@ class PatchRegistry:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._patches: dict[tuple[type, str], _Patch] = {}
+        self._by_wrapper: dict[int, tuple[type, str]] = {}
         self._providers: set[str] = set()
 
     def is_installed(self, provider: str) -> bool:
@@ -69,6 +70,7 @@ class PatchRegistry:
                 self._patches[key] = _Patch(
                     provider, owner, name, original, owner.__dict__[name], wrapper
                 )
+                self._by_wrapper[id(wrapper)] = key
                 n += 1
             self._providers.add(provider)
             return n
@@ -80,14 +82,53 @@ class PatchRegistry:
                 if provider is not None and patch.provider != provider:
                     continue
                 if patch.owner.__dict__.get(patch.name) is patch.installed:
-                    setattr(patch.owner, patch.name, patch.original)
+                    if patch.below is None:
+                        setattr(patch.owner, patch.name, patch.original)
+                    else:  # the other instrumentor stays; otm's layer under it goes inert
+                        setattr(patch.owner, patch.name, patch.below)
+                        _inert.add(id(patch.wrapper))
                 else:
                     _inert.add(id(patch.wrapper))
                 del self._patches[key]
+                self._by_wrapper.pop(id(patch.wrapper), None)
             if provider is None:
                 self._providers.clear()
             else:
                 self._providers.discard(provider)
+
+
+    def on_top(self, wrapper: Callable[..., Any]) -> bool:
+        """Whether otm's layer for ``wrapper`` is the outermost one on its method.
+
+        When another instrumentor patched over it (EcoLogits after otm), otm's
+        layer moves back on top, wrapping the other one, so that otm sees (and
+        gives ``.otm`` to) what the caller receives; returns False for the call
+        in flight, which is recorded from underneath. Two attribute reads when
+        nothing changed.
+        """
+        key = self._by_wrapper.get(id(wrapper))
+        if key is None:
+            return True
+        patch = self._patches.get(key)
+        if patch is None or key[0].__dict__.get(key[1]) is patch.installed:
+            return True
+        import wrapt
+
+        with self._lock:
+            patch = self._patches.get(key)
+            if patch is None:
+                return True
+            owner, name = key
+            current = owner.__dict__.get(name)
+            if current is patch.installed or current is None:
+                return True
+            try:
+                wrapt.wrap_function_wrapper(owner, name, wrapper)
+            except Exception as exc:
+                log_once(f"re-patch {owner.__qualname__}.{name}", exc)
+                return True
+            self._patches[key] = patch._replace(installed=owner.__dict__[name], below=current)
+        return False
 
 
 registry = PatchRegistry()

@@ -56,10 +56,11 @@ def build_record(call: Call) -> Record:
     request_id = text(call.request_id, "request_id", notes)
     prompt = text(call.prompt, "prompt", notes)
     joined = text("".join(call.text_parts), "output text", notes) if call.text_parts else None
-    estimated = call.tokens_estimated
+    in_estimated = call.input_estimated
+    out_estimated = call.output_estimated
     if out_tokens is None and (call.output_text_length or joined):
         out_tokens = count_tokens(joined, call.output_text_length, model)
-        estimated = True
+        out_estimated = True
     if (
         in_tokens is None
         and call.input_text_length
@@ -68,7 +69,7 @@ def build_record(call: Call) -> Record:
         # Only when the server answered: a request refused or cancelled
         # before its response began was (as far as we know) not processed.
         in_tokens = count_tokens(prompt, call.input_text_length, model)
-        estimated = True
+        in_estimated = True
     in_tokens = in_tokens or 0
     out_tokens = out_tokens or 0
     if cached is not None and cached > in_tokens:
@@ -101,11 +102,17 @@ def build_record(call: Call) -> Record:
             "output_tokens": out_tokens,
             "reasoning_tokens": reasoning,
             "reasoning_streamed": call.reasoning_streamed,
-            "tokens_estimated": estimated,
+            "tokens_estimated": in_estimated or out_estimated,
+            "input_tokens_estimated": in_estimated,
+            "output_tokens_estimated": out_estimated,
+            "response_id": call.response_id,
             "input_text_length": call.input_text_length,
             "output_text_length": call.output_text_length or None,
             "streamed": call.streamed,
-            "chunk_count": call.chunks if call.streamed else None,
+            "chunk_count": call.chunks if call.streamed and call.chunks_counted else None,
+            "content_chunk_count": (
+                call.content_chunks if call.streamed and call.chunks_counted else None
+            ),
             "status": call.status,
             "http_status": call.http_status,
             "error_type": call.error_type,
@@ -113,6 +120,7 @@ def build_record(call: Call) -> Record:
             "completion": completion,
             "provider_source": provider_source,
             "capture_notes": notes or None,
+            **_api_names(call, in_tokens, notes),
         }
     )
     if notes:
@@ -136,6 +144,23 @@ def build_record(call: Call) -> Record:
         tags=tags,
         scope=call.scope,
     )
+
+
+def _api_names(call: Call, in_tokens: int, notes: list[str]) -> dict[str, Any]:
+    """What the API named, for export under the OpenTelemetry GenAI conventions."""
+    reasons = call.finish_reasons
+    writes = count(call.cache_write_tokens, "cache_write_tokens", notes) or 0
+    return {
+        "request_model": text(call.model, "request model", notes),
+        "response_model": text(call.served_model, "response model", notes),
+        "response_id": text(call.response_id, "response_id", notes),
+        "finish_reasons": None
+        if not reasons
+        else tuple(text(r, "finish_reason", notes) or "" for r in reasons),
+        "server_address": call.server_address,
+        "server_port": call.server_port,
+        "cache_write_input_tokens": min(writes, in_tokens),
+    }
 
 
 _TELEMETRY_FIELDS = frozenset(Telemetry.model_fields)
@@ -217,9 +242,25 @@ class RecordAttribute:
 _RECORD_ATTRIBUTE = RecordAttribute()
 
 
+def _hide_in_dir(base: type) -> None:
+    """``dir()`` of an instance without a record does not list ``otm``: code that reads every
+    name ``dir()`` gives (LiteLLM does, on openai's models) must not meet a missing one."""
+    inner = base.__dict__.get("__dir__") or getattr(base, "__dir__")
+
+    def __dir__(self: Any) -> list[str]:
+        names = list(inner(self))
+        if ATTR in names and type(object.__getattribute__(self, "__dict__")) is not _RecordDict:
+            names.remove(ATTR)
+        return names
+
+    __dir__.__wrapped__ = inner  # type: ignore[attr-defined]
+    setattr(base, "__dir__", __dir__)
+
+
 def keep_records_out_of(bases: tuple[type, ...]) -> None:
     """Give these model base classes the ``.otm`` descriptor (once; it stays, so records
     on responses made before ``uninstrument()`` remain readable)."""
     for base in bases:
         if base.__dict__.get(ATTR) is not _RECORD_ATTRIBUTE:
             setattr(base, ATTR, _RECORD_ATTRIBUTE)
+            _hide_in_dir(base)

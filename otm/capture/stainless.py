@@ -32,10 +32,17 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from otm._log import log_once
+from otm.capture import handoff
 from otm.capture.call import Call
 from otm.capture.patching import subclass, swap_class
 from otm.capture.records import ATTR
-from otm.capture.streams import Observer, instrument_stream, stream_call
+from otm.capture.streams import (
+    AsyncStreamProxy,
+    Observer,
+    SyncStreamProxy,
+    instrument_stream,
+    stream_call,
+)
 from otm.capture.wrappers import guarded
 
 _perf = time.perf_counter
@@ -134,8 +141,37 @@ class StainlessSDK:
             self.start_stream(call, result, is_async=kind == ASTREAM)
         elif kind == RAW or kind == ARAW:
             self.instrument_raw(call, result, is_async=kind == ARAW)
+        elif call.streamed:
+            return self.foreign_stream(call, result)
         else:
             call.finish("ok", result)
+        return result
+
+    def foreign_stream(self, call: Call, result: Any) -> Any:
+        """A stream that another instrumentation (patched before otm) handed back.
+
+        A proxy around the SDK's stream (OpenLLMetry's wrapt ``ObjectProxy``):
+        the SDK stream under it is instrumented, and ``.otm`` read on the proxy
+        reaches it. Anything else that iterates (EcoLogits' generator) is
+        wrapped in otm's own stream proxy, which the caller receives. Either
+        way the call ends with the stream, not when the method returned.
+        """
+        inner = result
+        for _ in range(8):  # proxies of proxies, never an endless chain
+            wrapped = _unwrap(inner)
+            if wrapped is None or wrapped is inner:
+                break
+            inner = wrapped
+            kind = self.kind(type(inner))
+            if kind == STREAM or kind == ASTREAM:
+                self.start_stream(call, inner, is_async=kind == ASTREAM)
+                return result
+        layers = handoff.layers.get()
+        if hasattr(result, "__anext__"):
+            return AsyncStreamProxy(result, call, self.observer(call), lazy=False, layers=layers)
+        if hasattr(result, "__next__"):
+            return SyncStreamProxy(result, call, self.observer(call), lazy=False, layers=layers)
+        call.finish("ok", result)  # not a stream after all
         return result
 
     # -- headers ------------------------------------------------------------------
@@ -190,6 +226,17 @@ class StainlessSDK:
     def read_body(self, call: Call, data: Any) -> None:
         if isinstance(data, Mapping):
             self.read_model(call, JsonView(data))
+
+
+def _unwrap(obj: Any) -> Any:
+    """What a proxy wraps (wrapt's ``__wrapped__``), or None."""
+    try:
+        return object.__getattribute__(obj, "__wrapped__")
+    except AttributeError:
+        try:
+            return obj.__wrapped__
+        except Exception:
+            return None
 
 
 class _RawState:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from otm._log import log_once
+from otm.capture import handoff
 from otm.capture.call import Call, end
 from otm.capture.patching import subclass, swapped_class
 from otm.capture.records import ATTR
@@ -181,17 +182,35 @@ class _StreamProxy:
     and a wrapper dropped or closed before that records nothing.
     """
 
-    __slots__ = ("__weakref__", "_call", "_gen", "_observe", "_started", "otm")
+    __slots__ = ("__weakref__", "_call", "_gen", "_layers", "_lazy", "_observe", "_started", "otm")
 
-    def __init__(self, gen: Any, call: Call, observe: Observer) -> None:
+    def __init__(
+        self,
+        gen: Any,
+        call: Call,
+        observe: Observer,
+        *,
+        lazy: bool = True,
+        layers: tuple[int, ...] = (),
+    ) -> None:
         self._gen = gen
+        self._layers = layers
+        """otm's layers active when the stream was made: a generator that calls
+        the SDK lazily (EcoLogits) runs under them, so inner layers stand aside."""
         self._call = call
         self._observe = observe
-        self._started = False
+        self._lazy = lazy
+        """The request starts at the first ``next()`` (False: it was sent already,
+        e.g. a stream another instrumentation wrapped in its own generator)."""
+        self._started = not lazy
         self.otm: Record | None = None
         call.streamed = True
         call.hold(self)
-        # The GC finaliser is registered at the first next(): see _start.
+        if lazy:
+            return  # the GC finaliser is registered at the first next(): see _start
+        if call.t_headers is None:
+            call.t_headers = _perf()
+        call.finalise_on_gc(self)
 
     def _start(self) -> None:
         self._started = True
@@ -231,7 +250,14 @@ class SyncStreamProxy(_StreamProxy):
             self._start()
         call = self._call
         try:
-            item = next(self._gen)
+            if self._layers:
+                token = handoff.layers.set(self._layers)
+                try:
+                    item = next(self._gen)
+                finally:
+                    handoff.layers.reset(token)
+            else:
+                item = next(self._gen)
         except StopIteration:
             end(call, "ok")
             raise
@@ -274,7 +300,14 @@ class AsyncStreamProxy(_StreamProxy):
             self._start()
         call = self._call
         try:
-            item = await self._gen.__anext__()
+            if self._layers:
+                token = handoff.layers.set(self._layers)
+                try:
+                    item = await self._gen.__anext__()
+                finally:
+                    handoff.layers.reset(token)
+            else:
+                item = await self._gen.__anext__()
         except StopAsyncIteration:
             end(call, "ok")
             raise

@@ -8,13 +8,27 @@ the user's result or exception.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from typing import Any
 
 from otm._log import log_once
+from otm.capture import handoff
 from otm.capture.call import _NOT_FINISHED, Call
-from otm.capture.patching import is_inert
+from otm.capture.patching import is_inert, registry
 from otm.capture.settings import snapshot
+
+_active = handoff.layers
+
+
+def _enter(wrapper: Callable[..., Any]) -> contextvars.Token[tuple[int, ...]] | None:
+    """None when an outer layer of the same otm wrapper already records this call."""
+    active = _active.get()
+    me = id(wrapper)
+    if me in active:
+        return None
+    registry.on_top(wrapper)
+    return _active.set(active + (me,))
 
 
 def guarded(where: str, fn: Callable[..., Any], *args: Any, default: Any = None) -> Any:
@@ -48,26 +62,32 @@ def make_sync_wrapper(
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        if snapshot().disabled or is_inert(wrapper):
+        if snapshot().disabled or is_inert(wrapper) or handoff.owned():
+            return wrapped(*args, **kwargs)
+        token = _enter(wrapper)
+        if token is None:
             return wrapped(*args, **kwargs)
         try:
-            call = begin(instance, args, kwargs)
-        except Exception as exc:
-            log_once(f"{where}.begin", exc)
-            call = None
-        if call is None:
-            return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            guarded(f"{where}.fail", call.fail, exc)
-            raise
-        try:
-            return complete(call, result)
-        except Exception as exc:
-            log_once(f"{where}.complete", exc)
-            _salvage(where, call, result)
-            return result
+            try:
+                call = begin(instance, args, kwargs)
+            except Exception as exc:
+                log_once(f"{where}.begin", exc)
+                call = None
+            if call is None:
+                return wrapped(*args, **kwargs)
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                guarded(f"{where}.fail", call.fail, exc)
+                raise
+            try:
+                return complete(call, result)
+            except Exception as exc:
+                log_once(f"{where}.complete", exc)
+                _salvage(where, call, result)
+                return result
+        finally:
+            _active.reset(token)
 
     return wrapper
 
@@ -82,28 +102,35 @@ def make_async_wrapper(
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        if snapshot().disabled or is_inert(wrapper):
+        if snapshot().disabled or is_inert(wrapper) or handoff.owned():
             return wrapped(*args, **kwargs)
+        if id(wrapper) in _active.get():
+            return wrapped(*args, **kwargs)  # an outer layer of this wrapper records the call
 
         async def run() -> Any:
+            token = _enter(wrapper)
             try:
-                call = begin(instance, args, kwargs)
-            except Exception as exc:
-                log_once(f"{where}.begin", exc)
-                call = None
-            if call is None:
-                return await wrapped(*args, **kwargs)
-            try:
-                result = await wrapped(*args, **kwargs)
-            except BaseException as exc:
-                guarded(f"{where}.fail", call.fail, exc)
-                raise
-            try:
-                return complete(call, result)
-            except Exception as exc:
-                log_once(f"{where}.complete", exc)
-                _salvage(where, call, result)
-                return result
+                try:
+                    call = begin(instance, args, kwargs)
+                except Exception as exc:
+                    log_once(f"{where}.begin", exc)
+                    call = None
+                if call is None:
+                    return await wrapped(*args, **kwargs)
+                try:
+                    result = await wrapped(*args, **kwargs)
+                except BaseException as exc:
+                    guarded(f"{where}.fail", call.fail, exc)
+                    raise
+                try:
+                    return complete(call, result)
+                except Exception as exc:
+                    log_once(f"{where}.complete", exc)
+                    _salvage(where, call, result)
+                    return result
+            finally:
+                if token is not None:
+                    _active.reset(token)
 
         return run()
 

@@ -56,6 +56,23 @@ def register(subparsers: Any) -> None:
         "--no-prompts", action="store_true", help="leave captured prompts out of the CSV"
     )
     p.add_argument(
+        "--live-grid",
+        dest="live_grid",
+        action="store_true",
+        default=None,
+        help=(
+            "re-estimate carbon with the hourly grid intensity of each call's zone from "
+            "Electricity Maps (needs OTM_ELECTRICITYMAPS_TOKEN and the 'grid' extra); "
+            "calls it cannot cover keep the static yearly figure, with the reason"
+        ),
+    )
+    p.add_argument(
+        "--no-live-grid",
+        dest="live_grid",
+        action="store_false",
+        help="static yearly grid figures even when the live_grid setting is on",
+    )
+    p.add_argument(
         "--progress",
         dest="progress",
         action="store_true",
@@ -88,11 +105,22 @@ def run(args: argparse.Namespace) -> int:
     if sum(1 for dest in outputs.values() if dest == "-") > 1:
         raise UsageError("only one report can go to standard output ('-')")
 
+    live = args.live_grid if args.live_grid is not None else _live_grid_setting()
+    reader: LogReader
+    if live:
+        try:
+            import tenacity  # noqa: F401
+        except ImportError:
+            raise UsageError("--live-grid needs tenacity: pip install 'otm[grid]'") from None
+        from otm.report.live_grid import LiveGridReader
+
+        reader = LiveGridReader(path, region=args.region)
+    else:
+        reader = LogReader(path, region=args.region)
     # A report is a short-lived process that allocates a few objects per line:
     # keep the garbage collector off everything imported so far (~10 % faster).
     gc.collect()
     gc.freeze()
-    reader = LogReader(path, region=args.region)
     show = args.progress if args.progress is not None else reader.size >= PROGRESS_MIN_BYTES
     with _progress(reader.size, enabled=bool(show), name=path.name, lines=lambda: reader.lines) as update:
         reader.on_progress = update
@@ -119,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
         )
     if reader.skipped:
         print(f"otm report: skipped {reader.skipped} unreadable lines", file=sys.stderr)
+    result = getattr(reader, "result", None)
+    if result is not None:
+        _print_live_grid(result)
 
     note_unknown_models("report", [m.model for m in summary.by_model if m.model != "(other)"])
     if args.figures:
@@ -146,6 +177,26 @@ def run(args: argparse.Namespace) -> int:
         if dest != "-":
             print(f"{kind} report written to {dest}", file=sys.stderr)
     return 0
+
+
+def _live_grid_setting() -> bool:
+    try:
+        from otm.config import settings
+
+        return bool(settings().live_grid)
+    except Exception:  # an invalid setting is `otm settings`' to report, not the report's
+        return False
+
+
+def _print_live_grid(result: Any) -> None:
+    zones = ", ".join(f"{z} {n}" for z, n in result.zones.most_common())
+    print(
+        f"otm report: live grid intensity (Electricity Maps, lifecycle, hourly) for "
+        f"{result.live} of {result.total} requests" + (f" ({zones})" if zones else ""),
+        file=sys.stderr,
+    )
+    for reason, n in result.fallbacks.most_common():
+        print(f"  {n} kept the static yearly figure: {reason}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------- terminal output

@@ -8,6 +8,7 @@ import openai
 
 import otm
 from otm.testing import FakeProviderServer, Scenario, scenario_headers
+from otm.units import fmt, fmt_range, sig
 
 otm.instrument()  # patch every installed SDK, for clients created before or after
 
@@ -26,10 +27,7 @@ with FakeProviderServer(fake) as server:
         model="gpt-4o-mini", messages=messages, extra_headers=scenario_headers(ttfb_s=1.0)
     )
     rec = r.otm
-    t = rec.telemetry
-    print(f"plain    {t.model}: {t.input_tokens} in / {t.output_tokens} out")
-    print(f"  energy {rec.energy_wh:.3g} Wh   carbon {rec.carbon_g:.3g} gCO2e", end="   ")
-    print(f"water {rec.water_ml:.3g} mL")
+    print(rec)  # who, what the client saw, and the figures with units and ranges
 
     # 2. a streamed call: .otm is there once the stream ends. Asking for usage
     #    gives exact token counts (otherwise otm counts them from the text).
@@ -40,12 +38,12 @@ with FakeProviderServer(fake) as server:
     t = stream.otm.telemetry
     print(f"streamed {len(text)} chars, TTFT {t.ttft_s:.2f} s, {t.output_tps:.0f} tokens/s")
     impact = stream.otm.impact
-    print(f"  energy {impact.energy_wh:.3g} Wh  ({impact.energy_j.value:.1f} J)")
+    print(f"  energy {fmt_range('energy', impact.energy_wh)}  ({sig(impact.energy_j.value)} J)")
 
 # Where the energy goes (central values in Wh; they sum to energy_wh.value)
 for part, wh in impact.breakdown_wh.items():
-    print(f"  {part:<12} {wh:.2e} Wh")
-print("  carbon:", {k: f"{v:.2e} g" for k, v in impact.carbon_breakdown_g.items()})
+    print(f"  {part:<12} {fmt('energy', wh)}")
+print("  carbon:", ", ".join(f"{k} {fmt('carbon', v)}" for k, v in impact.carbon_breakdown_g.items()))
 print("  method:", impact.assumptions["method"], "| warnings:", impact.warnings or "none")
 
 otm.uninstrument()  # undo the patches (optional)

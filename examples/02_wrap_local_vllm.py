@@ -14,6 +14,7 @@ import openai
 import otm
 from otm.estimate import estimate
 from otm.testing import FakeProviderServer, Scenario
+from otm.units import fmt_range
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"  # the Hugging Face id vLLM serves
 h100_in_france = otm.Deployment(accelerator="H100", count=1, region="FRA")
@@ -39,7 +40,7 @@ with FakeProviderServer(fake) as server:
 rec = stream.otm
 t, impact = rec.telemetry, rec.impact
 print(f"{t.provider}/{t.model}: {t.output_tokens} tokens at {t.output_tps:.0f} tokens/s")
-print(f"  tags {rec.tags}, energy {impact.energy_wh:.3g} Wh, carbon {impact.carbon_g:.3g} gCO2e")
+print(f"  tags {rec.tags}, energy {fmt_range('energy', impact.energy_wh)}, carbon {fmt_range('carbon', impact.carbon_g)}")
 
 site, dep = impact.assumptions["site"], impact.assumptions["deployment"]
 print(
@@ -50,4 +51,4 @@ print(f"inferred effective batch: {impact.assumptions['effective_batch']['value'
 
 # The same request at the boundary a GPU power meter sees (no host, idle or PUE):
 gpu_only = estimate(t, deployment=otm.Deployment.accelerator_only("H100", region="FRA"))
-print(f"accelerator-only boundary: {gpu_only.energy_wh:.3g} Wh")
+print(f"accelerator-only boundary: {fmt_range('energy', gpu_only.energy_wh)}")

@@ -14,6 +14,7 @@ import openai
 
 import otm
 from otm.testing import FakeProviderServer, Scenario
+from otm.units import fmt_range
 
 otm.instrument("openai")  # or otm.instrument() for every installed SDK
 
@@ -47,7 +48,8 @@ def show(run) -> None:  # run: an otm.report.Run
         f"{t.input_tokens} in / {t.output_tokens} out tokens"
     )
     print(
-        f"  energy {t.energy_wh:.3g} Wh   carbon {t.carbon_g:.3g} gCO2e   water {t.water_ml:.3g} mL"
+        f"  energy {fmt_range('energy', t.energy_wh)}   carbon {fmt_range('carbon', t.carbon_g)}   "
+        f"water {fmt_range('water', t.water_ml)}"
     )
 
 

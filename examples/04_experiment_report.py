@@ -16,6 +16,7 @@ import openai
 
 import otm
 from otm.testing import FakeProviderServer, Scenario, scenario_headers
+from otm.units import fmt_range, plural
 
 otm.instrument("openai")
 output_dir = tempfile.mkdtemp(prefix="otm-example-")  # your own: e.g. "otm-runs"
@@ -45,12 +46,13 @@ with FakeProviderServer(
 
 s = exp.summary()
 print(
-    f"{s.requests} requests: energy {s.energy_wh:.3g} Wh, carbon {s.carbon_g:.3g} gCO2e, "
-    f"water {s.water_ml:.3g} mL"
+    f"{s.requests} requests: energy {fmt_range('energy', s.energy_wh)}, "
+    f"carbon {fmt_range('carbon', s.carbon_g)}, water {fmt_range('water', s.water_ml)}"
 )
 for m in s.by_model:
-    print(f"  {m.model:<12} {m.totals.requests} calls, {m.energy_per_request_wh:.3g} Wh per call")
-print(f"  SCI: {s.sci['gco2e_per_1k_tokens']:.3g} gCO2e per 1k tokens")
+    per_call = fmt_range("energy", m.energy_per_request_wh)
+    print(f"  {m.model:<12} {plural(m.totals.requests, 'call')}, {per_call} per call")
+print(f"  SCI: {fmt_range('carbon', s.sci['gco2e_per_1k_tokens'])} per 1k tokens")
 print()
 print(s.sentence)  # paste into your paper's methods section
 print()

@@ -12,6 +12,7 @@ import anthropic
 
 import otm
 from otm.testing import FakeProviderServer, Scenario, scenario_headers
+from otm.units import fmt_range
 
 otm.instrument("anthropic")
 
@@ -33,8 +34,8 @@ with FakeProviderServer(fake) as server:
     t = msg.otm.telemetry
     print(f"create  {t.model}: {t.input_tokens} in / {t.output_tokens} out in {t.duration_s:.2f} s")
     print(
-        f"  energy {msg.otm.energy_wh:.3g} Wh   carbon {msg.otm.carbon_g:.3g} gCO2e   "
-        f"water {msg.otm.water_ml:.3g} mL"
+        f"  energy {fmt_range('energy', msg.otm.energy_wh)}   "
+        f"carbon {fmt_range('carbon', msg.otm.carbon_g)}   water {fmt_range('water', msg.otm.water_ml)}"
     )
 
     # 2. the stream helper: text_stream, iteration and get_final_message() are all measured
@@ -48,8 +49,8 @@ rec = stream.otm
 assert final.otm is rec  # the final message carries the same record
 t = rec.telemetry
 print(f"stream  {t.model}: {len(text)} chars, TTFT {t.ttft_s:.2f} s, {t.output_tps:.0f} tokens/s")
-print(f"  energy {rec.energy_wh:.3g} Wh   carbon {rec.carbon_g:.3g} gCO2e", end="   ")
-print(f"water {rec.water_ml:.3g} mL")
+print(f"  energy {fmt_range('energy', rec.energy_wh)}   carbon {fmt_range('carbon', rec.carbon_g)}", end="   ")
+print(f"water {fmt_range('water', rec.water_ml)}")
 model = rec.impact.assumptions["model"]
 print(
     f"  model size {model['active_params_b']['value']:.0f}B active "

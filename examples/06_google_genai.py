@@ -14,6 +14,7 @@ from google.genai import types
 
 import otm
 from otm.testing import FakeProviderServer, Scenario, scenario_headers
+from otm.units import fmt_range
 
 otm.instrument("google")
 
@@ -24,8 +25,8 @@ def show(label: str, rec) -> None:
         f"{label:<8} {t.model}: {t.input_tokens} in / {t.output_tokens} out "
         f"({t.reasoning_tokens} thinking), {t.duration_s:.2f} s"
     )
-    print(f"  energy {rec.energy_wh:.3g} Wh   carbon {rec.carbon_g:.3g} gCO2e", end="   ")
-    print(f"water {rec.water_ml:.3g} mL")
+    print(f"  energy {fmt_range('energy', rec.energy_wh)}   carbon {fmt_range('carbon', rec.carbon_g)}", end="   ")
+    print(f"water {fmt_range('water', rec.water_ml)}")
 
 
 # fake server: 40 tokens, 10 ms apart when streamed

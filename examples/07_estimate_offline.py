@@ -11,6 +11,7 @@ import json
 import numpy as np
 
 import otm
+from otm.units import fmt_range
 
 # One line of a collector's log (times in unix milliseconds are understood too).
 line = (
@@ -22,8 +23,7 @@ t = otm.Telemetry.model_validate(json.loads(line))
 print(f"{t.model}: {t.input_tokens} in / {t.output_tokens} out", end=", ")
 print(f"TTFT {t.ttft_s:.2f} s, {t.output_tps:.0f} tokens/s")
 impact = otm.estimate(t)
-print(f"  energy {impact.energy_wh:.3g} Wh   carbon {impact.carbon_g:.3g} gCO2e", end="   ")
-print(f"water {impact.water_ml:.3g} mL")
+print(impact)  # energy, carbon, water (value and range, with units) and cost
 site, model = impact.assumptions["site"], impact.assumptions["model"]
 size = "estimated" if model["size_estimated"] else "published"
 print(f"  served (assumed) in {site['region_name']}; model size {size}")
@@ -43,9 +43,9 @@ log["decode_s"] = log["output_tokens"] / rng.uniform(40, 160, n)  # 40-160 token
 batch = otm.estimate_many(log)
 total = batch.totals()  # ranges keep systematic uncertainty systematic
 print(
-    f"{len(batch)} logged requests: {total.energy_wh:.3g} Wh, {total.carbon_g:.3g} gCO2e", end=", "
+    f"{len(batch)} logged requests: {fmt_range('energy', total.energy_wh)}, "
+    f"{fmt_range('carbon', total.carbon_g)}, {fmt_range('water', total.water_ml)}"
 )
-print(f"{total.water_ml:.3g} mL")
 print(
     f"  median request {np.median(batch.energy_wh_value) * 1000:.2f} mWh, "
     f"p95 {np.percentile(batch.energy_wh_value, 95) * 1000:.2f} mWh"
@@ -55,9 +55,12 @@ print(
 print("what-if, same requests:")
 for region in ("FRA", "US-VA", "POL", "aws:eu-north-1"):
     tot = otm.estimate_many(log, region=region).totals()
-    print(f"  in {region:<15} {tot.carbon_g:.2f} gCO2e")
+    print(f"  in {region:<15} {fmt_range('carbon', tot.carbon_g)}")
 # provider= keeps the provider's serving profile; without it, naming an
 # accelerator means "my own machines" (self-hosted engine, site and sizing).
 b200 = otm.Deployment(accelerator="B200", provider="openai", region="SWE", pue=1.1)
 tot = otm.estimate_many(log, deployment=b200).totals()
-print(f"  on B200s in Sweden, PUE 1.1: {tot.energy_wh:.3g} Wh, {tot.carbon_g:.3g} gCO2e")
+print(
+    f"  on B200s in Sweden, PUE 1.1: {fmt_range('energy', tot.energy_wh)}, "
+    f"{fmt_range('carbon', tot.carbon_g)}"
+)

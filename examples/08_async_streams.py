@@ -14,6 +14,7 @@ import openai
 
 import otm
 from otm.testing import FakeProviderServer, Scenario, scenario_headers
+from otm.units import fmt, fmt_range
 
 otm.instrument("openai")
 finished = []
@@ -45,7 +46,7 @@ async def main(base_url: str) -> None:
         t = rec.telemetry
         print(
             f"{t.output_tokens:3d} tokens, TTFT {t.ttft_s:.2f} s, {t.output_tps:5.0f} tokens/s -> "
-            f"energy {rec.energy_wh:.3g} Wh, carbon {rec.carbon_g.value * 1000:.3f} mgCO2e"
+            f"energy {fmt_range('energy', rec.energy_wh)}, carbon {fmt('carbon', rec.carbon_g.value)}"
         )
     await client.close()
 
@@ -54,4 +55,4 @@ with FakeProviderServer(Scenario(input_tokens=25)) as server:
     asyncio.run(main(server.openai_base_url))
 
 total_wh = sum(r.energy_wh.value for r in finished)
-print(f"{len(finished)} records via otm.on_record, {total_wh * 1000:.2f} mWh in all")
+print(f"{len(finished)} records via otm.on_record, {fmt('energy', total_wh)} in all")

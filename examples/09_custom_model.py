@@ -7,6 +7,7 @@ a registered one uses the figures you give. ``register_accelerator``,
 """
 
 import otm
+from otm.units import fmt_cost, fmt_range
 
 # A streamed call to our model, as logged (unix seconds): 0.3 s to the first
 # token, then 250 tokens at 25 tokens/s, on 2 H100s in Germany.
@@ -23,7 +24,7 @@ telemetry = otm.Telemetry(
 deployment = otm.Deployment(accelerator="H100", count=2, region="DEU")
 
 before = otm.estimate(telemetry, deployment=deployment)
-print(f"unregistered: {before.energy_wh:.3g} Wh")
+print(f"unregistered: {fmt_range('energy', before.energy_wh)}")
 print(
     f"  size guessed: {before.assumptions['model']['active_params_b']['value']:.0f}B active, "
     f"{len(before.warnings)} warnings, e.g. {(before.warnings or ['none'])[0][:70]}..."
@@ -47,8 +48,8 @@ print(f"registered {spec.id}: {total_b:.0f}B total, {active_b:.0f}B active, {spe
 
 after = otm.estimate(telemetry, deployment=deployment)
 print(
-    f"registered:   {after.energy_wh:.3g} Wh   carbon {after.carbon_g:.3g} gCO2e   "
-    f"water {after.water_ml:.3g} mL   cost ${after.cost_usd:.5f}"
+    f"registered:   {fmt_range('energy', after.energy_wh)}   carbon {fmt_range('carbon', after.carbon_g)}   "
+    f"water {fmt_range('water', after.water_ml)}   cost {fmt_cost(after.cost_usd)}"
 )
 print(
     f"  inferred effective batch {after.assumptions['effective_batch']['value']:.1f}, "

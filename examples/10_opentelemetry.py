@@ -27,6 +27,7 @@ import openai
 import otm
 from otm.export import OtelExporter
 from otm.testing import FakeProviderServer, Scenario
+from otm.units import fmt_range, sig
 
 spans = InMemorySpanExporter()  # e.g. OTLPSpanExporter() in production
 tracer_provider = TracerProvider()
@@ -55,8 +56,9 @@ with OtelExporter(tracer_provider, meter_provider), FakeProviderServer(fake) as 
 
 for span in spans.get_finished_spans():
     a = span.attributes
-    energy = (
-        f"{a['otm.energy_wh']:.3g} Wh [{a['otm.energy_wh.low']:.3g}-{a['otm.energy_wh.high']:.3g}]"
+    energy = fmt_range(
+        "energy",
+        otm.Range(value=a["otm.energy_wh"], low=a["otm.energy_wh.low"], high=a["otm.energy_wh.high"]),
     )
     tokens = f"{a['gen_ai.usage.input_tokens']} in / {a['gen_ai.usage.output_tokens']} out"
     print(f"span {span.name!r}: {tokens}, otm.energy_wh={energy}, team={a['otm.tag.team']}")
@@ -66,4 +68,4 @@ for rm in metrics.get_metrics_data().resource_metrics:
         for metric in sm.metrics:
             if metric.name in ("otm.energy", "otm.carbon", "otm.water"):
                 total = sum(p.value for p in metric.data.data_points)
-                print(f"metric {metric.name}: {total:.3g} {metric.unit}")
+                print(f"metric {metric.name}: {sig(total)} {metric.unit}")

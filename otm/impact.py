@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from otm.units import fmt_value_range, sig
+
 
 class Range(BaseModel):
     """A central estimate with a plausible low and high (low <= value <= high)."""
@@ -39,13 +41,14 @@ class Range(BaseModel):
     def __format__(self, spec: str) -> str:
         if not spec:
             return str(self)
-        return f"{format(self.value, spec)} [{format(self.low, spec)}-{format(self.high, spec)}]"
+        return f"{format(self.value, spec)} ({format(self.low, spec)}–{format(self.high, spec)})"
 
     def __repr__(self) -> str:
-        return f"Range({self.value:.4g}, low={self.low:.4g}, high={self.high:.4g})"
+        v, lo, hi = (sig(x, 4, trim=True) for x in (self.value, self.low, self.high))
+        return f"Range({v}, low={lo}, high={hi})"
 
     def __str__(self) -> str:
-        return f"{self.value:.3g} [{self.low:.3g}-{self.high:.3g}]"
+        return fmt_value_range(self)
 
     def scale(self, k: float) -> Range:
         return Range(value=self.value * k, low=self.low * k, high=self.high * k)
@@ -75,3 +78,24 @@ class Impact(BaseModel):
     @property
     def warnings(self) -> list[str]:
         return list(self.assumptions.get("warnings", []))
+
+    # How it shows itself (otm.display): figures with units and ranges.
+    def __str__(self) -> str:
+        from otm.display import impact_text
+
+        return impact_text(self)
+
+    def __repr__(self) -> str:
+        from otm.display import impact_repr
+
+        return impact_repr(self)
+
+    def _repr_html_(self) -> str:
+        from otm.display import impact_html
+
+        return impact_html(self)
+
+    def __rich__(self) -> Any:
+        from otm.display import impact_rich
+
+        return impact_rich(self)

@@ -137,8 +137,23 @@ class Record:
         new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
         return new
 
+    # How it shows itself (otm.display): these compute the impact if not done yet.
     def __repr__(self) -> str:
-        t = self.telemetry
-        imp = self._impact
-        fig = "" if imp is None else f" energy={imp.energy_wh.value:.3g}Wh carbon={imp.carbon_g.value:.3g}g"
-        return f"<otm.Record {t.provider}/{t.model} {t.status} in={t.input_tokens} out={t.output_tokens}{fig}>"
+        from otm.display import record_repr
+
+        return record_repr(self)
+
+    def __str__(self) -> str:
+        from otm.display import record_text
+
+        return record_text(self)
+
+    def _repr_html_(self) -> str:
+        from otm.display import record_html
+
+        return record_html(self)
+
+    def __rich__(self) -> Any:
+        from otm.display import record_rich
+
+        return record_rich(self)

@@ -27,15 +27,18 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 TIMEOUT_S = 90
 
-# A figure as the examples print it: "0.00195 Wh", "0.237 [0.002-0.63] Wh", "4.38 mWh".
-FIGURE_WH = re.compile(r"\d(?:[\d.,]*\d)?(?:e[-+]?\d+)?(?:\s*\[[^\]]*\])?\s*(?:m|k)?Wh\b")
-NUMBER = r"\d[\d.,]*(?:e[-+]?\d+)?"
+# A figure as the examples print it: "0.00195 Wh", "4.38 mWh (1.2–9.8 mWh)", "843 µWh".
+FIGURE_WH = re.compile(r"\d(?:[\d.,]*\d)?\s*(?:m|k|µ|M)?Wh\b")
+NUMBER = r"\d[\d.,]*"
+UNIT = r"\s*\S*"
+EXPONENT = re.compile(r"\d\.?[eE][+-]?\d")
 
 # Output each example must show beyond a figure in Wh (regexes, searched in stdout).
 EXPECT: dict[str, list[str]] = {
     "01_instrument_openai.py": [
-        rf"carbon {NUMBER} \[",
-        rf"water {NUMBER} \[",
+        rf"carbon +{NUMBER}{UNIT} \({NUMBER}–{NUMBER}",
+        rf"water +{NUMBER}{UNIT} \({NUMBER}–{NUMBER}",
+        r"cost +\$0\.0",
         r"TTFT \d",
         "accelerator",
         "facility",
@@ -198,6 +201,7 @@ def test_example(example: Path, started: dict[str, Future[Result]]) -> None:
         assert re.search(pattern, result.stdout, re.MULTILINE), (
             f"{pattern!r} not in the output{shown}"
         )
+    assert not EXPONENT.search(result.stdout), f"a figure in scientific notation{shown}"
     for bad in ("nan", "None Wh", "inf Wh"):
         assert not re.search(rf"\b{re.escape(bad)}\b", result.stdout), (
             f"{bad!r} in the output{shown}"

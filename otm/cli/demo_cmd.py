@@ -199,14 +199,15 @@ def _live_calls() -> int:
     return ran
 
 
-def _fmt_range(r: Any, unit: str, scale: float = 1.0) -> str:
-    if r is None:
-        return "n/a"
-    return f"{r.value * scale:.3g} {unit} ({r.low * scale:.2g}–{r.high * scale:.2g})"
+def _fmt_range(r: Any, kind: str) -> str:
+    from otm.units import fmt_range
+
+    return "n/a" if r is None else fmt_range(kind, r, short=True)
 
 
 def _print_records(records: list[Any]) -> None:
     from otm.cli._table import print_table
+    from otm.units import fmt_int, fmt_seconds
 
     rows = []
     for rec in records:
@@ -219,16 +220,16 @@ def _print_records(records: list[Any]) -> None:
                 "stream" if t.streamed else "plain",
                 t.status,
                 f"{t.input_tokens}/{t.output_tokens}" + ("*" if t.tokens_estimated else ""),
-                "-" if t.ttft_s is None else f"{t.ttft_s * 1000:.0f} ms",
-                "-" if t.output_tps is None else f"{t.output_tps:.0f}",
-                _fmt_range(None if imp is None else imp.energy_wh, "mWh", 1000.0),
-                _fmt_range(None if imp is None else imp.carbon_g, "mg", 1000.0),
-                _fmt_range(None if imp is None else imp.water_ml, "mL"),
+                fmt_seconds(t.ttft_s),
+                fmt_int(t.output_tps),
+                _fmt_range(None if imp is None else imp.energy_wh, "energy"),
+                _fmt_range(None if imp is None else imp.carbon_g, "carbon"),
+                _fmt_range(None if imp is None else imp.water_ml, "water"),
             ]
         )
     print_table(
         "Requests measured by otm",
-        ["provider", "model", "mode", "status", "tokens in/out", "TTFT", "tok/s", "energy", "carbon CO2e", "water"],
+        ["provider", "model", "mode", "status", "tokens in/out", "TTFT", "tok/s", "energy", "carbon", "water"],
         rows,
     )
 

@@ -154,37 +154,41 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fmt(x: float) -> str:
-    if x == 0:
-        return "0"
-    if abs(x) >= 100:
-        return f"{x:,.0f}"
-    return f"{x:.3g}"
+    from otm.units import sig
+
+    return sig(x)
+
+
+def _span(r: Any) -> str:
+    from otm.units import fmt_span
+
+    return fmt_span(r.low, r.high)
+
+
+def _bracket(d: dict[str, Any]) -> str:
+    """A range read from the assumptions' dicts: ``"12.5 (3.7–100)"``."""
+    from otm.units import fmt_span, sig
+
+    return f"{sig(d.get('value', 0))} ({fmt_span(d.get('low', 0), d.get('high', 0))})"
 
 
 def _print(impact: Any) -> None:
     from otm.cli._table import print_table
+    from otm.units import fmt_cost, fmt_percent
 
     a = impact.assumptions
     e, ej = impact.energy_wh, impact.energy_j
     rows = [
-        ("energy (Wh)", _fmt(e.value), f"{_fmt(e.low)} - {_fmt(e.high)}"),
-        ("energy (J)", _fmt(ej.value), f"{_fmt(ej.low)} - {_fmt(ej.high)}"),
-        (
-            "carbon (gCO2e)",
-            _fmt(impact.carbon_g.value),
-            f"{_fmt(impact.carbon_g.low)} - {_fmt(impact.carbon_g.high)}",
-        ),
-        (
-            "water (mL)",
-            _fmt(impact.water_ml.value),
-            f"{_fmt(impact.water_ml.low)} - {_fmt(impact.water_ml.high)}",
-        ),
-        ("cost (USD)", "n/a" if impact.cost_usd is None else f"{impact.cost_usd:.6f}", ""),
+        ("energy (Wh)", _fmt(e.value), _span(e)),
+        ("energy (J)", _fmt(ej.value), _span(ej)),
+        ("carbon (gCO2e)", _fmt(impact.carbon_g.value), _span(impact.carbon_g)),
+        ("water (mL)", _fmt(impact.water_ml.value), _span(impact.water_ml)),
+        ("cost (USD)", "n/a" if impact.cost_usd is None else fmt_cost(impact.cost_usd), ""),
     ]
     print_table("Impact (central, 5th-95th percentile range)", ("figure", "value", "range"), rows)
 
     total = e.value or 1.0
-    b_rows = [(k, _fmt(v), f"{100 * v / total:.0f} %") for k, v in impact.breakdown_wh.items()]
+    b_rows = [(k, _fmt(v), fmt_percent(v / total)) for k, v in impact.breakdown_wh.items()]
     b_rows += [(f"carbon: {k}", _fmt(v), "g") for k, v in impact.carbon_breakdown_g.items()]
     b_rows += [(f"water: {k}", _fmt(v), "mL") for k, v in impact.water_breakdown_ml.items()]
     print_table("Breakdown (energy in Wh)", ("part", "value", "share / unit"), b_rows)
@@ -197,12 +201,12 @@ def _print(impact: Any) -> None:
         ("model", f"{m.get('id')} ({m.get('size')})"),
         (
             "active params (B)",
-            f"{_fmt(act.get('value', 0))} [{_fmt(act.get('low', 0))}-{_fmt(act.get('high', 0))}]",
+            _bracket(act),
         ),
         ("architecture / precision", f"{m.get('architecture')} / {m.get('precision')}"),
         (
             "accelerator",
-            f"{d.get('accelerator')} x {_fmt(cnt.get('value', 0))} [{_fmt(cnt.get('low', 0))}-{_fmt(cnt.get('high', 0))}]",
+            f"{d.get('accelerator')} x {_bracket(cnt)}",
         ),
         (
             "provider",
@@ -219,7 +223,7 @@ def _print(impact: Any) -> None:
         ("method", str(a.get("method"))),
         (
             "effective batch",
-            f"{_fmt(batch.get('value', 0))} [{_fmt(batch.get('low', 0))}-{_fmt(batch.get('high', 0))}]",
+            _bracket(batch),
         ),
     ]
     print_table("Assumptions", ("what", "value"), arows)

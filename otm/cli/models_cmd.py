@@ -21,9 +21,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _params(span: Any) -> str:
+    from otm.units import fmt_span, sig
+
     if span.low == span.high:
-        return f"{span.value:g}"
-    return f"{span.value:g} [{span.low:g}-{span.high:g}]"
+        return sig(span.value, 4, trim=True)
+    return f"{sig(span.value, 4, trim=True)} ({fmt_span(span.low, span.high, 4, trim=True)})"
+
+
+def _price(x: float) -> str:
+    from otm.units import sig
+
+    return "$" + sig(x, 4, trim=True)
 
 
 def _matches(m: Any, q: str) -> bool:
@@ -62,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for m in models:
         est = " est." if m.estimated else ""
-        price = "" if m.price is None else f"${m.price.input_per_m:g} / ${m.price.output_per_m:g}"
+        price = "" if m.price is None else f"{_price(m.price.input_per_m)} / {_price(m.price.output_per_m)}"
         rows.append(
             (
                 m.id,

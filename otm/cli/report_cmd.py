@@ -144,57 +144,13 @@ def _print_rich(s: Any) -> None:
     import shutil
 
     from rich.console import Console
-    from rich.table import Table
 
-    from otm.report.units import fmt, fmt_int, fmt_range, fmt_seconds, sig
+    from otm.report.display import summary_rich
 
     # Not a terminal (CI logs, pipes): rich would fall back to 80 columns and
     # cut model names; use the real width, at least 120.
     console = Console(width=max(shutil.get_terminal_size((120, 24)).columns, 120))
-    t = s.totals
-    title = f"otm report: {s.name}" if s.name else "otm report"
-    head = Table(title=title, show_header=False, box=None, pad_edge=False)
-    head.add_column(style="bold")
-    head.add_column()
-    head.add_row(
-        "Requests",
-        f"{fmt_int(t.requests)}  " + ", ".join(f"{k} {v}" for k, v in t.by_status.items()),
-    )
-    head.add_row("Energy", fmt_range("energy", t.energy_wh))
-    head.add_row("Carbon", fmt_range("carbon", t.carbon_g))
-    head.add_row("Water", fmt_range("water", t.water_ml))
-    head.add_row("Cost", fmt("cost", t.cost_usd))
-    head.add_row("Tokens", f"{fmt_int(t.input_tokens)} in / {fmt_int(t.output_tokens)} out")
-    head.add_row(
-        "Latency",
-        f"p50 {fmt_seconds(s.latency_s.get('p50'))}  p90 {fmt_seconds(s.latency_s.get('p90'))}  "
-        f"p99 {fmt_seconds(s.latency_s.get('p99'))}",
-    )
-    console.print(head)
-    if s.by_model:
-        models = Table(title="By model")
-        for col in (
-            "model",
-            "requests",
-            "energy (Wh)",
-            "Wh / request",
-            "Wh / 1k out",
-            "carbon (g)",
-        ):
-            models.add_column(
-                col, justify="left" if col == "model" else "right", no_wrap=col == "model"
-            )
-        for m in s.by_model:
-            models.add_row(
-                m.model,
-                fmt_int(m.totals.requests),
-                f"{sig(m.totals.energy_wh.value)} [{sig(m.totals.energy_wh.low)}–{sig(m.totals.energy_wh.high)}]",
-                sig(m.energy_per_request_wh.value) if m.energy_per_request_wh else "–",
-                sig(m.energy_per_1k_output_wh.value) if m.energy_per_1k_output_wh else "–",
-                sig(m.totals.carbon_g.value),
-            )
-        console.print(models)
-    console.print(s.sentence, style="italic")
+    console.print(summary_rich(s))
 
 
 # ---------------------------------------------------------------------- progress

@@ -170,6 +170,7 @@ def compute(
 
 def run(args: argparse.Namespace) -> int:
     from otm.cli._table import print_table
+    from otm.units import fmt_int, fmt_span, plural, sig
 
     tels, own = _load(args)
     result = compute(tels, own, _split(args.regions, DEFAULT_REGIONS), _split(args.accelerators, DEFAULT_ACCELERATORS))
@@ -179,18 +180,18 @@ def run(args: argparse.Namespace) -> int:
 
     own = result["own"]
     n = result["requests"]
-    what = f"{n} request{'s' if n != 1 else ''}"
+    what = plural(n, "request")
     print_table(
         f"Same {what}, served in different regions (provider's hardware)",
-        ["region", "grid gCO2e/kWh", "energy Wh", "carbon gCO2e [low–high]", "water mL", "× cleanest"],
+        ["region", "grid gCO2e/kWh", "energy Wh", "carbon gCO2e (low–high)", "water mL", "× cleanest"],
         [
             [
                 f"{r['region']} ({r['name']})",
-                f"{r['grid_gco2e_per_kwh']:.0f}",
-                f"{r['energy_wh']:.3g}",
-                f"{r['carbon_g']:.3g} [{r['carbon_g_low']:.2g}–{r['carbon_g_high']:.2g}]",
-                f"{r['water_ml']:.3g}",
-                f"{r['carbon_g'] / result['regions'][0]['carbon_g']:.1f}" if result["regions"][0]["carbon_g"] > 0 else "-",
+                fmt_int(r["grid_gco2e_per_kwh"]),
+                sig(r["energy_wh"]),
+                f"{sig(r['carbon_g'])} ({fmt_span(r['carbon_g_low'], r['carbon_g_high'])})",
+                sig(r["water_ml"]),
+                sig(r["carbon_g"] / result["regions"][0]["carbon_g"], 2) if result["regions"][0]["carbon_g"] > 0 else "-",
             ]
             for r in result["regions"]
         ],
@@ -199,17 +200,17 @@ def run(args: argparse.Namespace) -> int:
     print_table(
         f"Same {what}, served on different accelerators",
         ["accelerator", "energy Wh", "carbon gCO2e", "water mL"],
-        [[r["accelerator"], f"{r['energy_wh']:.3g}", f"{r['carbon_g']:.3g}", f"{r['water_ml']:.3g}"] for r in result["accelerators"]],
+        [[r["accelerator"], sig(r["energy_wh"]), sig(r["carbon_g"]), sig(r["water_ml"])] for r in result["accelerators"]],
     )
     print()
     ratio = result.get("region_carbon_ratio")
     if ratio:
-        print(f"Carbon of the same work varies 1 : {ratio:.0f} between the cleanest and the dirtiest region above.")
+        print(f"Carbon of the same work varies 1 : {sig(ratio, 2)} between the cleanest and the dirtiest region above.")
     if result.get("hardware_energy_ratio"):
-        print(f"Energy varies 1 : {result['hardware_energy_ratio']:.1f} across the accelerators above.")
+        print(f"Energy varies 1 : {sig(result['hardware_energy_ratio'], 2)} across the accelerators above.")
     print(
-        f"Your calls as made: {own['energy_wh']:.3g} Wh, {own['carbon_g']:.3g} gCO2e "
-        f"[{own['carbon_g_low']:.2g}–{own['carbon_g_high']:.2g}], {own['water_ml']:.3g} mL — "
+        f"Your calls as made: {sig(own['energy_wh'])} Wh, {sig(own['carbon_g'])} gCO2e "
+        f"({fmt_span(own['carbon_g_low'], own['carbon_g_high'])}), {sig(own['water_ml'])} mL — "
         f"rank {result.get('own_rank', '?')} of {len(result['regions']) + 1} by carbon."
     )
     return 0

@@ -17,6 +17,7 @@ from otm.deployment import Deployment
 from otm.impact import Impact
 from otm.telemetry import Telemetry
 
+from . import frames
 from .calibration import DEFAULT, Calibration
 from .combine import ChunkResult, compute
 from .floor import FLOORS
@@ -161,9 +162,11 @@ def estimate_many(
     """Estimate many requests at once (numpy over every request x sample).
 
     ``telemetries``: a sequence of :class:`~otm.telemetry.Telemetry` or of
-    mappings of its fields (snake_case or the collectors' camelCase), or one
-    columnar mapping of arrays (Telemetry field names, or ``ttft_s``,
-    ``decode_s``, ``duration_s``; scalars broadcast; an optional
+    mappings of its fields (snake_case or the collectors' camelCase), or
+    columns: a mapping of arrays, a pandas or polars ``DataFrame`` or a
+    pyarrow ``Table`` (Telemetry field names or their camelCase aliases, or
+    ``ttft_s``, ``decode_s``, ``duration_s``; scalars broadcast; see
+    :func:`otm.estimate.frames.to_columns`; an optional
     ``grid_gco2e_per_kwh`` column overrides the grid per record, NaN keeping
     the region's). Specs are resolved once per distinct (provider, model).
     With ``learn_floor`` the recent clean streams of each deployment (in
@@ -171,6 +174,8 @@ def estimate_many(
     assumptions too slow for it; see docs/methodology.md "Learning from
     history".
     """
+    if isinstance(telemetries, Mapping) or frames.is_frame(telemetries):
+        telemetries = frames.to_columns(telemetries)  # pandas, Arrow, polars, dicts of columns
     cal = calibration or DEFAULT
     region = _default_region(region, deployment)
     c = columns(

@@ -16,6 +16,8 @@ import numpy as np
 
 from otm.impact import Impact, Range
 
+from . import frames
+
 from .user import METHOD_ITL, METHOD_LATENCY, METHOD_TOKENS, METHODS
 
 __all__ = ["FLAG_AT_LIMIT", "FLAG_IMPLAUSIBLE", "ImpactBatch", "summarise"]
@@ -239,10 +241,22 @@ class ImpactBatch:
             },
         )
 
+    # Data frames, one row per request (otm.estimate.frames; extras pandas, arrow, polars).
+    def to_pandas(self) -> Any:
+        return frames.to_pandas(self)
+
+    def to_arrow(self) -> Any:
+        return frames.to_arrow(self)
+
+    def to_polars(self) -> Any:
+        return frames.to_polars(self)
+
     def __repr__(self) -> str:
+        from otm.units import fmt, plural
+
         return (
-            f"<ImpactBatch {len(self)} records, {self.energy_wh_value.sum():.4g} Wh, "
-            f"{self.carbon_g_value.sum():.4g} gCO2e, {self.water_ml_value.sum():.4g} mL>"
+            f"<ImpactBatch {plural(len(self), 'record')}, {fmt('energy', self.energy_wh_value.sum())}, "
+            f"{fmt('carbon', self.carbon_g_value.sum())}, {fmt('water', self.water_ml_value.sum())}>"
         )
 
 

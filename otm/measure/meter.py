@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from otm._log import log_once
 from otm.measure.nvml import GpuInfo, MeasurementUnavailable, NvmlSession, PowerSampler
+from otm.units import fmt, fmt_seconds, sig
 
 __all__ = ["DeviceEnergy", "GpuMeasurement", "GpuMeter"]
 
@@ -213,13 +214,13 @@ class GpuMeasurement:
         lines = [
             f"GPU energy ({self.method}, {len(self.devices)} device(s): {names})",
             f"  window   {self.duration_s:.3f} s",
-            f"  energy   {self.energy_wh:.5g} Wh ({self.energy_j:.5g} J)",
+            f"  energy   {fmt('energy', self.energy_wh, 5)} ({sig(self.energy_j, 5)} J)",
             f"  power    mean {self.mean_power_w:.1f} W"
             + ("" if self.peak_power_w is None else f", peak {self.peak_power_w:.1f} W"),
         ]
         if self.idle_power_w is not None and self.dynamic_energy_wh is not None:
             lines.append(
-                f"  idle     {self.idle_power_w:.1f} W -> dynamic energy {self.dynamic_energy_wh:.5g} Wh"
+                f"  idle     {self.idle_power_w:.1f} W -> dynamic energy {fmt('energy', self.dynamic_energy_wh, 5)}"
             )
         for w in self.warnings:
             lines.append(f"  warning: {w}")
@@ -227,7 +228,7 @@ class GpuMeasurement:
 
     def __repr__(self) -> str:
         return (
-            f"GpuMeasurement({self.energy_wh:.4g} Wh over {self.duration_s:.3g} s, "
+            f"GpuMeasurement({fmt('energy', self.energy_wh, 4)} over {fmt_seconds(self.duration_s)}, "
             f"{self.method}, {len(self.devices)} device(s))"
         )
 

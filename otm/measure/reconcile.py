@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from otm._log import log_once
 from otm.impact import Range
 from otm.measure.meter import GpuMeasurement, GpuMeter
+from otm.units import fmt, fmt_range, sig
 
 if TYPE_CHECKING:
     from otm.deployment import Deployment
@@ -193,7 +194,7 @@ class Reconciliation:
         if est is None:
             lines.append("  estimated    none (no request could be estimated)")
         else:
-            lines.append(f"  estimated    {_wh(est.value)} [{_wh(est.low)} - {_wh(est.high)}]")
+            lines.append(f"  estimated    {fmt_range('energy', est, 4)}")
             ratio, rr = self.ratio, self.ratio_range
             if ratio is not None:
                 verdict = (
@@ -221,14 +222,14 @@ class Reconciliation:
     def __repr__(self) -> str:
         r = self.ratio
         return (
-            f"Reconciliation(measured={self.compared_wh:.4g} Wh, "
-            f"estimated={'n/a' if self.estimated_wh is None else format(self.estimated_wh.value, '.4g')} Wh, "
-            f"ratio={'n/a' if r is None else format(r, '.3g')}, requests={len(self.requests)})"
+            f"Reconciliation(measured={_wh(self.compared_wh)}, "
+            f"estimated={'n/a' if self.estimated_wh is None else _wh(self.estimated_wh.value)}, "
+            f"ratio={'n/a' if r is None else sig(r)}, requests={len(self.requests)})"
         )
 
 
 def _wh(x: float) -> str:
-    return f"{x * 1000:.4g} mWh" if abs(x) < 1 else f"{x:.4g} Wh"
+    return fmt("energy", x, 4)
 
 
 def _reasons(skipped: dict[str, int]) -> str:

@@ -331,9 +331,43 @@ class Experiment:
     latest: Experiment | None = None
     """When used as a decorator: the experiment of the most recent call."""
 
+    # Data frames, one row per call (otm.report.frames; extras pandas, arrow, polars).
+    def _frame(self, backend: str) -> Any:
+        from otm.report.frames import records_frame
+
+        if self.keep_records or self.log_path is None:
+            return records_frame(self.records, backend, experiment=self.name)
+        if self._sink is not None:
+            self._sink.flush()
+        return records_frame(self.log_path, backend, region=self.region)
+
+    def to_pandas(self) -> Any:
+        """The calls as a pandas ``DataFrame``: telemetry, impact (value/low/high), breakdown, tags, runs."""
+        return self._frame("pandas")
+
+    def to_arrow(self) -> Any:
+        """The calls as a pyarrow ``Table`` (columns as :meth:`to_pandas`)."""
+        return self._frame("arrow")
+
+    def to_polars(self) -> Any:
+        """The calls as a polars ``DataFrame`` (columns as :meth:`to_pandas`)."""
+        return self._frame("polars")
+
+    def _repr_html_(self) -> str:
+        from otm.report.display import experiment_html
+
+        return experiment_html(self)
+
+    def __rich__(self) -> Any:
+        from otm.report.display import experiment_rich
+
+        return experiment_rich(self)
+
     def __repr__(self) -> str:
         where = f" at {self.path}" if self.path is not None else ""
-        return f"<otm.Experiment {self.name!r} {self.requests} calls{where}>"
+        from otm.units import plural
+
+        return f"<otm.Experiment {self.name!r} {plural(self.requests, 'call')}{where}>"
 
 
 def experiment(

@@ -20,7 +20,19 @@ from otm.impact import Range
 from otm.report.rows import Row
 from otm.report.sink import open_private
 from otm.report.summary import Aggregator, Summary, Totals
-from otm.report.units import BASE_UNIT, fmt, fmt_int, fmt_range, fmt_seconds, sig
+from otm.report.units import (
+    BASE_UNIT,
+    fmt,
+    fmt_cost,
+    fmt_int,
+    fmt_percent,
+    fmt_range,
+    fmt_seconds,
+    fmt_span,
+    plain,
+    plural,
+    sig,
+)
 
 PathLike = str | os.PathLike[str]
 
@@ -66,8 +78,9 @@ def iso_time(t: float | None) -> str:
 
 
 def _f(x: float | None) -> str:
-    # Six significant figures: far finer than any estimate's range, and readable.
-    return "" if x is None else f"{float(x):.6g}"
+    # Six significant figures: far finer than any estimate's range, and readable
+    # (plain decimals: 0.0000198, not 1.98e-05).
+    return plain(x, 6)
 
 
 # ---------------------------------------------------------------------- CSV
@@ -124,7 +137,7 @@ def _md(text: Any) -> str:
 def _cell(r: Range | None, n: int = 3) -> str:
     if r is None:
         return "–"
-    return f"{sig(r.value, n)} [{sig(r.low, n)}–{sig(r.high, n)}]"
+    return f"{sig(r.value, n)} ({fmt_span(r.low, r.high, n)})"
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[Any]], align: str = "") -> list[str]:
@@ -146,7 +159,7 @@ def render_markdown(s: Summary) -> str:
     t = s.totals
     title = f"otm report: {s.name}" if s.name else "otm report"
     lines = [f"# {_md(title)}", ""]
-    meta = [f"{fmt_int(t.requests)} requests"]
+    meta = [plural(t.requests, "request")]
     if _span(s):
         meta.append(_span(s))
     meta.append(f"otm v{s.otm_version}")
@@ -161,7 +174,7 @@ def render_markdown(s: Summary) -> str:
             ["Energy (Wh)", sig(t.energy_wh.value), sig(t.energy_wh.low), sig(t.energy_wh.high)],
             ["Carbon (gCO2e)", sig(t.carbon_g.value), sig(t.carbon_g.low), sig(t.carbon_g.high)],
             ["Water (mL)", sig(t.water_ml.value), sig(t.water_ml.low), sig(t.water_ml.high)],
-            ["Cost (USD)", fmt("cost", t.cost_usd) if t.cost_usd is not None else "–", "", ""],
+            ["Cost (USD)", fmt_cost(t.cost_usd), "", ""],
         ],
         align="lrrr",
     )
@@ -175,7 +188,8 @@ def render_markdown(s: Summary) -> str:
     ]
     if t.estimated < t.requests:
         lines += [
-            f"{fmt_int(t.requests - t.estimated)} requests could not be estimated and are not in the figures.",
+            f"{plural(t.requests - t.estimated, 'request')} could not be estimated and "
+            "are not in the figures.",
             "",
         ]
 
@@ -245,7 +259,7 @@ def render_markdown(s: Summary) -> str:
             total = sum(parts.values()) or 1.0
             lines.append(
                 f"- {label}: "
-                + ", ".join(f"{k} {sig(v)} {unit} ({v / total:.0%})" for k, v in parts.items())
+                + ", ".join(f"{k} {sig(v)} {unit} ({fmt_percent(v / total)})" for k, v in parts.items())
             )
     lines += [
         "",
@@ -260,10 +274,10 @@ def render_markdown(s: Summary) -> str:
     ]
     if s.warnings:
         lines += ["## Estimator warnings", ""]
-        lines += [f"- {_md(w)} ({fmt_int(n)} requests)" for w, n in s.warnings]
+        lines += [f"- {_md(w)} ({plural(n, 'request')})" for w, n in s.warnings]
         lines += [""]
     if s.skipped_lines:
-        lines += [f"{s.skipped_lines} unreadable log lines were skipped.", ""]
+        lines += [f"{plural(s.skipped_lines, 'unreadable log line')} skipped.", ""]
     return "\n".join(lines)
 
 
@@ -388,14 +402,14 @@ def render_text(s: Summary) -> str:
     """A plain-text summary for terminals without ``rich``."""
     t = s.totals
     out = [
-        f"otm report{': ' + s.name if s.name else ''}  ({fmt_int(t.requests)} requests"
+        f"otm report{': ' + s.name if s.name else ''}  ({plural(t.requests, 'request')}"
         + (f", {_span(s)}" if _span(s) else "")
         + ")",
         "",
         f"  Energy   {fmt_range('energy', t.energy_wh)}",
         f"  Carbon   {fmt_range('carbon', t.carbon_g)}",
         f"  Water    {fmt_range('water', t.water_ml)}",
-        f"  Cost     {fmt('cost', t.cost_usd)}",
+        f"  Cost     {fmt_cost(t.cost_usd)}",
         f"  Tokens   {fmt_int(t.input_tokens)} in / {fmt_int(t.output_tokens)} out",
         (
             f"  Latency  p50 {fmt_seconds(s.latency_s.get('p50'))}, p90 {fmt_seconds(s.latency_s.get('p90'))}, "

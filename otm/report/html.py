@@ -18,7 +18,17 @@ from typing import Any
 from otm.impact import Range
 from otm.report import svg
 from otm.report.summary import Summary, Totals
-from otm.report.units import fmt, fmt_int, fmt_seconds, scale_for, sig
+from otm.report.units import (
+    fmt,
+    fmt_cost,
+    fmt_int,
+    fmt_percent,
+    fmt_seconds,
+    fmt_span,
+    plural,
+    scale_for,
+    sig,
+)
 
 _CSS = """
 :root { --fg:#1b1f24; --muted:#57606a; --bg:#ffffff; --panel:#f6f8fa; --line:#d0d7de; --accent:#0072B2; }
@@ -68,7 +78,7 @@ thead th { border-bottom: 2px solid var(--line); white-space: normal; vertical-a
 code { font-size: .9em; }
 footer { margin-top: 48px; color: var(--muted); font-size: .9rem; }
 @media print { details { display: none; } h2 { break-after: avoid; } figure { break-inside: avoid; } }
-"""
+""" + svg.series_css()
 
 MAX_SERIES = 7
 MAX_MODEL_BARS = 15
@@ -135,7 +145,7 @@ def _cell(r: Range | None) -> str:
     if r is None:
         return "–"
     return _Raw(
-        f'{escape(sig(r.value))}<span class="rng">{escape(sig(r.low))}–{escape(sig(r.high))}</span>'
+        f'{escape(sig(r.value))}<span class="rng">{escape(fmt_span(r.low, r.high))}</span>'
     )
 
 
@@ -145,7 +155,7 @@ def _cell(r: Range | None) -> str:
 def _header(s: Summary) -> str:
     t = s.totals
     title = f"LLM impact report: {s.name}" if s.name else "LLM impact report"
-    meta = [f"{fmt_int(t.requests)} requests"]
+    meta = [plural(t.requests, "request")]
     if s.started is not None and s.ended is not None:
         meta.append(
             f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(s.started))} – "
@@ -170,10 +180,10 @@ def _cards(s: Summary) -> str:
         return (
             f'<div class="card"><div class="k">{_h(label)}</div>'
             f'<div class="v">{_h(sig(r.value / factor))} {_h(unit)}</div>'
-            f'<div class="r">range {_h(sig(r.low / factor))}–{_h(sig(r.high / factor))} {_h(unit)}</div></div>'
+            f'<div class="r">range {_h(fmt_span(r.low, r.high, factor=factor))} {_h(unit)}</div></div>'
         )
 
-    cost = fmt("cost", t.cost_usd) if t.cost_usd is not None else "–"
+    cost = fmt_cost(t.cost_usd)
     tokens = (
         f'<div class="card"><div class="k">Tokens</div><div class="v">{_h(fmt_int(t.tokens))}</div>'
         f'<div class="r">{_h(fmt_int(t.input_tokens))} in · {_h(fmt_int(t.output_tokens))} out · cost {_h(cost)}</div></div>'
@@ -181,8 +191,8 @@ def _cards(s: Summary) -> str:
     missing = ""
     if t.estimated < t.requests:
         missing = (
-            f'<p class="muted">{_h(fmt_int(t.requests - t.estimated))} of {_h(fmt_int(t.requests))} '
-            "requests could not be estimated and are not in these figures.</p>"
+            f'<p class="muted">{_h(fmt_int(t.requests - t.estimated))} of '
+            f"{_h(plural(t.requests, 'request'))} could not be estimated and are not in these figures.</p>"
         )
     return (
         '<section aria-label="Headline figures"><div class="cards">'
@@ -214,21 +224,30 @@ def _series_index(names: Iterable[str]) -> tuple[list[str], dict[str, int]]:
     return labels, index
 
 
+def _chart_unit(kind: str, values: Iterable[float]) -> tuple[float, str]:
+    """(factor, unit) for a chart's axis: the unit of its largest value (``mWh`` rather than 0.000x Wh)."""
+    top = max((abs(v) for v in values), default=0.0)
+    return scale_for(kind, top)
+
+
 def _over_time(s: Summary) -> str:
     pts = [p for p in s.points if p["time"] is not None]
     labels, index = _series_index(p["model"] for p in pts)
     other = len(labels) - 1
     note = None
     if s.points_sampled:
-        note = f"A uniform sample of {fmt_int(len(s.points))} of {fmt_int(s.totals.estimated)} requests is shown."
+        note = f"A uniform sample of {fmt_int(len(s.points))} of {plural(s.totals.estimated, 'request')} is shown."
     out = ['<section><h2 id="time">Energy and carbon per request over time</h2>']
-    for key, label, kind in (
-        ("energy_wh", "Energy per request (Wh)", "energy"),
-        ("carbon_g", "Carbon per request (gCO2e)", "carbon"),
+    for key, what, kind in (
+        ("energy_wh", "Energy per request", "energy"),
+        ("carbon_g", "Carbon per request", "carbon"),
     ):
-        data = [(p["time"], p[key], index.get(p["model"], other)) for p in pts]
+        factor, unit = _chart_unit(kind, (p[key] for p in pts))
+        label = f"{what} ({unit})"
+        data = [(p["time"], p[key] / factor, index.get(p["model"], other)) for p in pts]
         desc = (
-            f"Scatter plot of {label.lower()} against start time (UTC) for {len(data)} requests"
+            f"Scatter plot of {what.lower()} ({unit}) against start time (UTC) for "
+            f"{plural(len(data), 'request')}"
             + (f", coloured by model: {', '.join(labels)}." if labels else ".")
         )
         chart = svg.scatter(
@@ -256,62 +275,55 @@ def _over_time(s: Summary) -> str:
     return "".join(out)
 
 
+def _ranked(items: Iterable[tuple[str, Range | None]]) -> list[tuple[str, float, float, float]]:
+    """(model, value, low, high), largest value first: a bar chart reads from the top."""
+    bars = [(name, r.value, r.low, r.high) for name, r in items if r is not None]
+    return sorted(bars, key=lambda b: (-b[1], b[0]))
+
+
+def _range_bars(
+    bars: list[tuple[str, float, float, float]], *, title: str, per: str, colour: int = 0
+) -> str:
+    factor, unit = _chart_unit("energy", (b[3] for b in bars))
+    return svg.range_bars(
+        [(n, v / factor, lo / factor, hi / factor) for n, v, lo, hi in bars],
+        title=f"{title} ({unit})",
+        unit=f"{unit} per {per}",
+        colour=colour,
+        desc="Bar chart, largest first: "
+        + "; ".join(
+            f"{n}: {sig(v / factor)} {unit} (range {fmt_span(lo, hi, factor=factor)})"
+            for n, v, lo, hi in bars
+        ),
+    )
+
+
 def _models(s: Summary) -> str:
     models = s.by_model[:MAX_MODEL_BARS]
     out = [
         '<section><h2 id="models">Models compared</h2>',
         (
-            '<p class="muted">Energy per request and per 1 000 output tokens, by model. Bars show the central '
-            "estimate, whiskers the range. Use it to pick a model for a task: the per-token figure "
-            "separates the model's efficiency from how much it writes.</p>"
+            '<p class="muted">Energy per request and per 1 000 output tokens, by model, largest first. '
+            "Bars show the central estimate, whiskers the range. Use it to pick a model for a task: "
+            "the per-token figure separates the model's efficiency from how much it writes.</p>"
         ),
     ]
-    per_req = [
-        (
-            m.model,
-            m.energy_per_request_wh.value,
-            m.energy_per_request_wh.low,
-            m.energy_per_request_wh.high,
-        )
-        for m in models
-        if m.energy_per_request_wh is not None
-    ]
-    per_tok = [
-        (
-            m.model,
-            m.energy_per_1k_output_wh.value,
-            m.energy_per_1k_output_wh.low,
-            m.energy_per_1k_output_wh.high,
-        )
-        for m in models
-        if m.energy_per_1k_output_wh is not None
-    ]
+    per_req = _ranked((m.model, m.energy_per_request_wh) for m in models)
+    per_tok = _ranked((m.model, m.energy_per_1k_output_wh) for m in models)
     out.append(
         _figure(
             "Energy per request, by model",
-            svg.range_bars(
-                per_req,
-                title="Energy per request, by model (Wh)",
-                unit="Wh per request",
-                desc="Bar chart: "
-                + "; ".join(
-                    f"{n}: {sig(v)} Wh (range {sig(lo)}–{sig(hi)})" for n, v, lo, hi in per_req
-                ),
-            ),
+            _range_bars(per_req, title="Energy per request, by model", per="request"),
         )
     )
     out.append(
         _figure(
             "Energy per 1 000 output tokens, by model",
-            svg.range_bars(
+            _range_bars(
                 per_tok,
-                title="Energy per 1 000 output tokens, by model (Wh)",
-                unit="Wh per 1 000 output tokens",
-                colour=svg.PALETTE[2],
-                desc="Bar chart: "
-                + "; ".join(
-                    f"{n}: {sig(v)} Wh (range {sig(lo)}–{sig(hi)})" for n, v, lo, hi in per_tok
-                ),
+                title="Energy per 1 000 output tokens, by model",
+                per="1 000 output tokens",
+                colour=2,
             ),
         )
     )
@@ -366,12 +378,12 @@ def _breakdown(s: Summary) -> str:
         total = sum(v for _, v in items) or 1.0
         desc = (
             f"{title}: "
-            + "; ".join(f"{k} {sig(v)} {unit} ({v / total:.0%})" for k, v in items)
+            + "; ".join(f"{k} {sig(v)} {unit} ({fmt_percent(v / total)})" for k, v in items)
             + "."
         )
         chart = svg.stacked_bar(items, title=title, desc=desc, unit=unit)
         table = _table(
-            ["Component", f"{unit}", "Share"], [(k, sig(v), f"{v / total:.1%}") for k, v in items]
+            ["Component", f"{unit}", "Share"], [(k, sig(v), fmt_percent(v / total, 1)) for k, v in items]
         )
         out.append(_figure(title, chart, table, explain))
     out.append("</section>")
@@ -389,7 +401,7 @@ def _efficiency(s: Summary) -> str:
         title="Output tokens against input tokens",
         x_label="input tokens",
         y_label="output tokens",
-        desc=f"Scatter plot of output against input tokens for {len(data)} requests. Requests far to the right "
+        desc=f"Scatter plot of output against input tokens for {plural(len(data), 'request')}. Requests far to the right "
         "spend most of their work reading the prompt.",
         series=labels,
     )
@@ -403,7 +415,7 @@ def _efficiency(s: Summary) -> str:
     ]
     n_none = e["no_useful_output_requests"]
     if n_none:
-        share = f"{e['no_useful_output_share']:.1%}"
+        share = fmt_percent(e["no_useful_output_share"], 1)
         used = fmt("energy", e["no_useful_output_energy_wh"])
         what = "request" if n_none == 1 else "requests"
         verb = "it" if n_none == 1 else "they"
@@ -461,7 +473,7 @@ def _split_rows(split: dict[str, Totals]) -> list[tuple[Any, ...]]:
             _cell(v.energy_wh),
             _cell(v.carbon_g),
             _cell(v.water_ml),
-            "–" if v.cost_usd is None else fmt("cost", v.cost_usd),
+            fmt_cost(v.cost_usd),
         )
         for k, v in split.items()
     ]
@@ -532,12 +544,12 @@ def _method(s: Summary) -> str:
     if s.warnings:
         parts.append("<h3>Estimator warnings</h3><ul>")
         parts += [
-            f'<li>{_h(w)} <span class="muted">({_h(fmt_int(n))} requests)</span></li>'
+            f'<li>{_h(w)} <span class="muted">({_h(plural(n, "request"))})</span></li>'
             for w, n in s.warnings
         ]
         parts.append("</ul>")
     if s.skipped_lines:
-        parts.append(f"<p>{_h(s.skipped_lines)} unreadable log lines were skipped.</p>")
+        parts.append(f"<p>{_h(plural(s.skipped_lines, 'unreadable log line'))} skipped.</p>")
     parts.append("</section>")
     return "".join(parts)
 

@@ -22,7 +22,7 @@ from typing import Any
 from otm.impact import Range
 from otm.report.ranges import RangeSum
 from otm.report.rows import Row
-from otm.report.units import fmt, fmt_int, fmt_seconds, scale_for, sig
+from otm.report.units import fmt, fmt_int, fmt_range, fmt_seconds, plural, scale_for, sig
 
 PERCENTILES = (50, 90, 99)
 LATENCY_SAMPLE = 20_000
@@ -294,7 +294,7 @@ def _estimated_output(b: Bucket) -> float:
 # ---------------------------------------------------------------------- the summary
 
 
-@dataclass
+@dataclass(repr=False)
 class Summary:
     """Everything the reports show, computed from one pass over the requests."""
 
@@ -352,6 +352,27 @@ class Summary:
     @property
     def sentence(self) -> str:
         return methods_sentence(self)
+
+    # How it shows itself (otm.report.display): totals with ranges, models, the sentence.
+    def __repr__(self) -> str:
+        from otm.report.display import summary_repr
+
+        return summary_repr(self)
+
+    def __str__(self) -> str:
+        from otm.report.formats import render_text
+
+        return render_text(self)
+
+    def _repr_html_(self) -> str:
+        from otm.report.display import summary_html
+
+        return summary_html(self)
+
+    def __rich__(self) -> Any:
+        from otm.report.display import summary_rich
+
+        return summary_rich(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -612,7 +633,7 @@ def methods_sentence(s: Summary) -> str:
     calls = "call" if t.requests == 1 else "calls"
     lead = f"The {fmt_int(t.requests)} LLM API {calls} in this experiment"
     detail = (
-        f"{fmt_int(t.input_tokens)} input and {fmt_int(t.output_tokens)} output tokens; "
+        f"{fmt_int(t.input_tokens)} input and {plural(t.output_tokens, 'output token')}; "
         f"{'model' if len(s.by_model) == 1 else 'models'} {_join(models)}"
     )
     failed = t.requests - t.by_status.get("ok", 0)
@@ -621,7 +642,7 @@ def methods_sentence(s: Summary) -> str:
     missing = t.requests - t.estimated
     scope = ""
     if missing:
-        scope = f" (figures cover the {fmt_int(t.estimated)} calls that could be estimated)"
+        scope = f" (figures cover the {plural(t.estimated, 'call')} that could be estimated)"
 
     def rng(kind: str, r: Range) -> str:
         factor, unit = scale_for(kind, r.value)
@@ -642,9 +663,8 @@ def methods_sentence(s: Summary) -> str:
 def describe_totals(t: Totals) -> str:
     """One line for logs and reprs."""
     return (
-        f"{t.requests} requests, energy {fmt('energy', t.energy_wh.value)} "
-        f"[{sig(t.energy_wh.low)}–{sig(t.energy_wh.high)} Wh], carbon {fmt('carbon', t.carbon_g.value)}, "
-        f"water {fmt('water', t.water_ml.value)}"
+        f"{plural(t.requests, 'request')}, energy {fmt_range('energy', t.energy_wh)}, "
+        f"carbon {fmt('carbon', t.carbon_g.value)}, water {fmt('water', t.water_ml.value)}"
     )
 
 

@@ -3,6 +3,9 @@
 Each chart is an ``<svg role="img">`` with a ``<title>`` and ``<desc>`` that
 screen readers announce; the report puts a data table next to each one.
 Colours are the Okabe-Ito palette, distinguishable with colour blindness.
+Every series element carries a class (``s0``...``s7``) as well as its fill,
+so a page's stylesheet can recolour it: :func:`series_css` swaps the black
+series for the palette's yellow under ``prefers-color-scheme: dark``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,35 @@ from html import escape
 from otm.report.units import sig
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#999999")
+DARK_PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999")
+"""The series on a dark background: black would vanish, Okabe-Ito's yellow takes its place."""
+ON_LIGHT = ("#fff", "#000", "#fff", "#000", "#000", "#fff", "#fff", "#000")
+"""Label colour on a bar of each series (light palette)."""
+ON_DARK = ("#fff", "#000", "#fff", "#000", "#000", "#fff", "#000", "#000")
+
+
+def series_slot(i: int) -> int:
+    """The palette slot (and CSS class ``s<slot>``) of series ``i``."""
+    return i % len(PALETTE)
+
+
+def series_css(scope: str = "svg.chart") -> str:
+    """Rules that colour the series by class, with a dark-mode palette (for the page's <style>)."""
+
+    def rules(palette: tuple[str, ...], on: tuple[str, ...]) -> str:
+        out = []
+        for i, (colour, text) in enumerate(zip(palette, on)):
+            out.append(f"{scope} .s{i} {{ fill: {colour}; }}")
+            out.append(f"{scope} .s{i}.hollow {{ fill: none; stroke: {colour}; }}")
+            out.append(f"{scope} .on-s{i} {{ fill: {text}; }}")
+        return "\n".join(out)
+
+    return (
+        rules(PALETTE, ON_LIGHT)
+        + "\n@media (prefers-color-scheme: dark) {\n"
+        + rules(DARK_PALETTE, ON_DARK)
+        + "\n}\n"
+    )
 FONT = 12
 _ids = itertools.count(1)
 
@@ -29,14 +61,8 @@ def _num(x: float) -> str:
 
 
 def tick_label(x: float) -> str:
-    if x == 0:
-        return "0"
-    a = abs(x)
-    if a >= 1e6 or a < 1e-3:
-        return f"{x:.0e}".replace("e+0", "e").replace("e-0", "e-")
-    if a >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.4g}"
+    """An axis label: plain decimals, trailing zeros dropped (``0.0001``, ``2.5``, ``10,000``)."""
+    return sig(x, 4, trim=True)
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -250,12 +276,12 @@ def scatter(
     )
     parts.append('<g class="points">')
     for x, y, s in points:
-        colour = PALETTE[s % len(PALETTE)]
+        k = series_slot(s)
         if (log_y and y <= 0) or (log_x and x <= 0):
             # Zero has no place on a log axis: drawn hollow on the axis floor.
-            paint = f'fill="none" stroke="{colour}"'
+            paint = f'class="s{k} hollow" fill="none" stroke="{PALETTE[k]}"'
         else:
-            paint = f'fill="{colour}"'
+            paint = f'class="s{k}" fill="{PALETTE[k]}"'
         parts.append(f'<circle cx="{_num(X(x))}" cy="{_num(Y(y))}" r="3" {paint}/>')
     parts.append("</g>")
     if legend:
@@ -284,9 +310,11 @@ def _legend_layout(names: Sequence[str], x0: float, x_max: float) -> list[tuple[
 def _legend(layout: Sequence[tuple[float, int, str]], y0: float) -> str:
     out = ['<g class="legend">']
     for i, (x, row, name) in enumerate(layout):
-        colour = PALETTE[i % len(PALETTE)]
+        k = series_slot(i)
         y = y0 + row * LEGEND_LINE
-        out.append(f'<rect x="{_num(x)}" y="{y - 9}" width="10" height="10" fill="{colour}"/>')
+        out.append(
+            f'<rect x="{_num(x)}" y="{y - 9}" width="10" height="10" class="s{k}" fill="{PALETTE[k]}"/>'
+        )
         out.append(f'<text x="{_num(x + 14)}" y="{y}">{escape(name)}</text>')
     out.append("</g>")
     return "".join(out)
@@ -299,9 +327,13 @@ def range_bars(
     desc: str,
     unit: str,
     width: int = 720,
-    colour: str = PALETTE[0],
+    colour: int = 0,
 ) -> str:
-    """Horizontal bars ``(label, value, low, high)`` with a whisker for the range."""
+    """Horizontal bars ``(label, value, low, high)`` with a whisker for the range.
+
+    ``colour`` is a series index (a palette colour that follows the page's dark mode).
+    """
+    slot = series_slot(colour)
     row_h = 28
     label_w = min(260, 24 + 7 * max((len(i[0]) for i in items), default=4))
     height = 40 + row_h * max(len(items), 1) + 24
@@ -335,7 +367,7 @@ def range_bars(
         )
         parts.append(
             f'<rect x="{label_w}" y="{_num(y + 6)}" width="{_num(max(X(value) - label_w, 1))}" '
-            f'height="{row_h - 12}" fill="{colour}" opacity="0.85"><title>{escape(label)}: '
+            f'height="{row_h - 12}" class="s{slot}" fill="{PALETTE[slot]}" opacity="0.85"><title>{escape(label)}: '
             f"{sig(value)} {escape(unit)} (range {sig(low)}–{sig(high)})</title></rect>"
         )
         parts.append(
@@ -381,20 +413,19 @@ def stacked_bar(
     for i, ((name, value), (lx, ly, text)) in enumerate(zip(parts_in, legend)):
         share = max(value, 0.0) / total
         w = share * span
-        colour = PALETTE[i % len(PALETTE)]
+        k = series_slot(i)
         label = f"{name} {share:.0%}"
         parts.append(
-            f'<rect x="{_num(x)}" y="{top}" width="{_num(w)}" height="{bar_h}" fill="{colour}">'
-            f"<title>{escape(text)}</title></rect>"
+            f'<rect x="{_num(x)}" y="{top}" width="{_num(w)}" height="{bar_h}" class="s{k}" '
+            f'fill="{PALETTE[k]}"><title>{escape(text)}</title></rect>'
         )
         if w > 7.5 * len(label) + 8:
-            text_colour = "#fff" if i % len(PALETTE) in (0, 2, 5, 6) else "#000"
             parts.append(
-                f'<text x="{_num(x + w / 2)}" y="{top + 20}" text-anchor="middle" fill="{text_colour}">'
-                f"{escape(label)}</text>"
+                f'<text x="{_num(x + w / 2)}" y="{top + 20}" text-anchor="middle" class="on-s{k}" '
+                f'fill="{ON_LIGHT[k]}">{escape(label)}</text>'
             )
         parts.append(
-            f'<rect x="{_num(lx)}" y="{_num(ly - 9)}" width="10" height="10" fill="{colour}"/>'
+            f'<rect x="{_num(lx)}" y="{_num(ly - 9)}" width="10" height="10" class="s{k}" fill="{PALETTE[k]}"/>'
         )
         parts.append(f'<text x="{_num(lx + 14)}" y="{_num(ly)}">{escape(text)}</text>')
         x += w

@@ -105,9 +105,38 @@ class Run:
             except Exception as err:  # pragma: no cover - never break the user's function
                 log_once("report.track add_run", err)
 
+    # Data frames, one row per call (otm.report.frames; extras pandas, arrow, polars).
+    def to_pandas(self) -> Any:
+        """The run's calls as a pandas ``DataFrame`` (see ``Experiment.to_pandas``)."""
+        from otm.report.frames import records_frame
+
+        return records_frame(self.records, "pandas")
+
+    def to_arrow(self) -> Any:
+        from otm.report.frames import records_frame
+
+        return records_frame(self.records, "arrow")
+
+    def to_polars(self) -> Any:
+        from otm.report.frames import records_frame
+
+        return records_frame(self.records, "polars")
+
+    def _repr_html_(self) -> str:
+        from otm.report.display import run_html
+
+        return run_html(self)
+
+    def __rich__(self) -> Any:
+        from otm.report.display import run_rich
+
+        return run_rich(self)
+
     def __repr__(self) -> str:
-        state = f"{self.duration_s:.3g}s" if self.finished else "running"
-        return f"<otm.Run {self.name!r} {len(self._records)} calls {state}>"
+        from otm.units import fmt_seconds, plural
+
+        state = fmt_seconds(self.duration_s) if self.finished else "running"
+        return f"<otm.Run {self.name!r} {plural(len(self._records), 'call')} {state}>"
 
 
 def last_run() -> Run | None:

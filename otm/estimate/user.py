@@ -165,6 +165,7 @@ def columns(
     if isinstance(data, Mapping):
         raw: Mapping[str, Any] = data
         n = _length(raw)
+        _check_columns(raw, n)
     else:
         items = [_as_telemetry(x) for x in data]
         n = len(items)
@@ -208,6 +209,14 @@ def columns(
         itl = _num(raw.get("itl_s"), n)
     else:
         itl = itl_columns(decode, visible, _flag(raw.get("streamed", False), n))
+        if "content_chunk_count" in raw:
+            # an output count estimated from text says little about the steps; the
+            # chunks the stream carried say exactly how many arrived (as Telemetry.itl_s)
+            chunks = _num(raw.get("content_chunk_count"), n)
+            est = _flag(raw.get("output_tokens_estimated", raw.get("tokens_estimated", False)), n)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                by_chunk = np.where(chunks >= 2, decode / (chunks - 1.0), np.nan)
+            itl = np.where(est & np.isfinite(by_chunk), by_chunk, itl)
 
     itl_ok = np.isfinite(itl) & (itl >= min_plausible_itl_s)
     lat_ok = ~itl_ok & np.isfinite(duration) & (duration > 0) & (out >= 1)
@@ -233,6 +242,31 @@ def columns(
         status=_obj(raw.get("status", "ok"), n),
         grid_override=_num(raw.get("grid_gco2e_per_kwh"), n) if "grid_gco2e_per_kwh" in raw else np.full(n, np.nan),
     )
+
+
+_COUNTS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "visible_output_tokens")
+
+
+def _check_columns(raw: Mapping[str, Any], n: int) -> None:
+    """Columns of one length, token counts finite and >= 0: a clear error, never a smaller sum."""
+    for name, v in raw.items():
+        if isinstance(v, (str, bytes)) or v is None or np.ndim(v) == 0:
+            continue
+        k = len(v)
+        if k != n:
+            raise ValueError(f"estimate_many: column {name!r} has {k} values, the others {n}")
+    for name in _COUNTS:
+        if name not in raw or raw[name] is None:
+            continue
+        a = np.asarray(raw[name], dtype=float)
+        bad = ~np.isfinite(a) | (a < 0)
+        if bad.any():
+            i = int(np.flatnonzero(np.atleast_1d(bad))[0])
+            shown = a.flat[i] if a.ndim else float(a)
+            raise ValueError(
+                f"estimate_many: column {name!r} must hold token counts >= 0; "
+                f"{int(bad.sum())} value(s) are not (the first, at row {i}: {shown})"
+            )
 
 
 def _flag(x: Any, n: int) -> np.ndarray:

@@ -189,25 +189,41 @@ class Constants:
     engines: dict[str, Engine]
     host_effects: dict[str, float] | None = None
     """Per training deployment, its fitted host-time multiplier (reported, not used to predict)."""
+    t0_spread: dict[str, float] | None = None
+    """Per engine, the factor an unseen deployment's host time is sampled within (x/k .. x k)."""
 
     def calibration(self, base: Calibration = DEFAULT) -> Calibration:
-        return base.with_(**self.hw, engines=tuple(self.engines.items()))
+        hw = {k: v for k, v in self.hw.items() if k in HW}
+        spreads = {
+            k: (1.0, 1.0 / self.hw[k], self.hw[k])
+            for k in ("efficiency_spread", "power_spread")
+            if k in self.hw
+        }
+        return base.with_(**hw, **spreads, engines=tuple(self.engines.items()))
 
     def to_json(self) -> dict[str, object]:
         return {
             "hw": self.hw,
             "engines": {name: engine_json(e) for name, e in self.engines.items()},
             "host_effects": self.host_effects or {},
+            "t0_spread": self.t0_spread or {},
         }
 
     @staticmethod
     def from_json(d: dict[str, object]) -> Constants:
         hw = {k: float(v) for k, v in d["hw"].items()}  # type: ignore[union-attr]
+        t0_spread = {k: float(v) for k, v in d.get("t0_spread", {}).items()}  # type: ignore[union-attr]
         engines = {
-            name: _centred(PRIORS[name], PRIORS_FITTED_ON[name], **{k: float(v) for k, v in fields.items()})
+            name: _centred(
+                PRIORS[name],
+                PRIORS_FITTED_ON[name],
+                spread={"t0_s": t0_spread[name]} if name in t0_spread else None,
+                **{k: float(v) for k, v in fields.items()},
+            )
             for name, fields in d["engines"].items()  # type: ignore[union-attr]
         }
-        return Constants(hw, engines, {k: float(v) for k, v in d.get("host_effects", {}).items()})  # type: ignore[union-attr]
+        effects = {k: float(v) for k, v in d.get("host_effects", {}).items()}  # type: ignore[union-attr]
+        return Constants(hw, engines, effects, t0_spread)
 
 
 PRIORS_FITTED_ON = {"modern": "ML.ENERGY v3 (vLLM 0.11.1)", "legacy": "ML.ENERGY v2 (vLLM 0.4.2)"}
@@ -411,9 +427,36 @@ def fit(
     lo_all = np.concatenate([lo, np.full(ng, np.log(1.0 / 50.0))])
     hi_all = np.concatenate([hi, np.full(ng, np.log(50.0))])
     res = least_squares(residuals, x_all, bounds=(lo_all, hi_all), loss="arctan", f_scale=0.2, max_nfev=max_nfev)
-    out = build(res.x[:nk])
-    object.__setattr__(out, "host_effects", {_group_name(points, grp, g): float(np.exp(v)) for g, v in enumerate(res.x[nk:])})
-    return out
+    fitted = build(res.x[:nk])
+    effects = res.x[nk:]
+    # The population the deployments were drawn from: each engine's central host
+    # time is the median deployment's, and its spread (robust, 90 % interval)
+    # is what an unseen deployment's host time is sampled within.
+    engines_out = dict(fitted.engines)
+    spread: dict[str, float] = {}
+    for e in sorted(set(f.engine)):
+        g_of_e = np.unique(grp[f.engine == e])
+        le = effects[g_of_e]
+        med = float(np.median(le))
+        sigma = float(1.4826 * np.median(np.abs(le - med))) if le.size > 2 else 0.5
+        k = float(min(np.exp(1.645 * max(sigma, 0.2)), 4.0))
+        fields = engine_json(fitted.engines[e])
+        fields["t0_s"] *= float(np.exp(med))
+        engines_out[e] = _centred(PRIORS[e], PRIORS_FITTED_ON[e], spread={"t0_s": k}, **fields)
+        spread[e] = k
+    # the shared constants' ranges: the robust spread of the fit's residuals (90 %)
+    y = predict(f, fitted, np.exp(effects)[grp])
+    hw = dict(fitted.hw)
+    for key, r in (("efficiency_spread", np.log(y["t"] / f.itl)), ("power_spread", np.log(y["power"] / f.power))):
+        r = r[np.isfinite(r)]
+        sd = float(1.4826 * np.median(np.abs(r - np.median(r))))
+        hw[key] = float(np.exp(1.645 * sd))
+    return Constants(
+        hw,
+        engines_out,
+        {_group_name(points, grp, g): float(np.exp(v)) for g, v in enumerate(effects)},
+        spread,
+    )
 
 
 HOST_EFFECT_SIGMA = 1.0

@@ -33,27 +33,32 @@ class Calibration:
 
     # --- decode hardware physics, fitted (docs/methodology.md "Decode step time") ---
     # The engine's own overheads live in the engine profiles (otm/estimate/engine.py).
-    eta_bw: float = 0.9
+    eta_bw: float = 0.9401
     """Achieved fraction of peak memory bandwidth when decode streams weights and KV (fitted)."""
-    eta_flops: float = 0.49
+    eta_flops: float = 0.5659
     """Achieved fraction of dense peak FLOP/s in decode matmuls at many rows (fitted)."""
-    gemm_half_rows: float = 3.5
+    gemm_half_rows: float = 20.43
     """Rows (tokens) per matrix product at which a decode GEMM reaches half its efficiency
     (fitted): small per-expert products run far below peak."""
-    efficiency_spread: Tri = (1.0, 0.88, 1.12)
-    """Multiplier on both efficiencies for the range (the step-time fit's spread; ESTIMATE)."""
+    efficiency_spread: Tri = (1.0, 0.8746, 1.1434)
+    """Multiplier on both efficiencies for the range: 90 % of the fit's step-time residuals
+    (robust: 1.645 x 1.4826 x their median absolute deviation in log)."""
 
     # --- power versus load, fitted (docs/methodology.md "Power") ---
-    u_wait: float = 0.16
+    u_wait: float = 0.1436
     """Utilisation (0 idle .. 1 rated) while the accelerator waits on the host (fitted)."""
-    u_mem: float = 0.99
+    u_mem: float = 1.0099
     """Utilisation while memory-bound kernels stream weights and KV (fitted)."""
-    u_comp: float = 1.0
+    u_comp: float = 1.2881
     """Utilisation while compute-bound kernels run (fitted; capped at 1 in use)."""
-    power_spread: Tri = (1.0, 0.88, 1.12)
-    """Multiplier on utilisation for the range (the power fit's spread; ESTIMATE)."""
+    power_spread: Tri = (1.0, 0.8401, 1.1904)
+    """Multiplier on utilisation for the range: 90 % of the fit's power residuals (robust)."""
 
     # --- serving engines (docs "Engine profiles") ---
+    floor_tolerance: float = 0.1434
+    """A stream faster than a sample's one-sequence step by less than this share is that one
+    sequence (the step model's accuracy: the high side of ``efficiency_spread``); faster
+    still, the sample cannot be right for it (docs "Faster than the assumptions")."""
     legacy_share: float = 0.2
     """Share of samples on the legacy engine profile when a self-hosted deployment does not
     say what it runs (ESTIMATE: most self-hosted serving moved to modern engines by 2025)."""

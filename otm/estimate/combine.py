@@ -112,11 +112,21 @@ def compute(g: Group, c: Columns, sl: slice) -> ChunkResult:
         b_max = np.clip(b_max, 1.0, cal.max_seqs_per_accel * n)
 
     feasible = np.ones(observed.shape, dtype=bool)
+    at_floor = np.zeros(observed.shape[0], dtype=bool)
     if b_over is not None:
         batch = np.broadcast_to(np.float64(b_over), observed.shape)
     else:
         raw = invert(g.inst, np.where(timed, observed, 1.0), n, seq_b)
-        feasible = ~(timed & (raw < 1.0))
+        below = timed & (raw < 1.0)
+        if below.any():
+            # Faster than one sequence steps under a sample's assumptions. Within
+            # the step model's own accuracy that is one sequence (a request alone
+            # on its instance); beyond it, the sample cannot be right.
+            one, _, _ = step(g.inst, np.ones_like(raw), n, seq_b)
+            feasible = ~(below & (observed * (1.0 + cal.floor_tolerance) < one))
+            # the central assumptions read the stream at their floor: the batch is
+            # barely identified there, so the central figure is the feasible median
+            at_floor = below[:, 0]
         batch = np.where(timed, raw, g.batch_prior)
     if g.history_ok is not None:
         feasible = feasible & g.history_ok
@@ -175,7 +185,7 @@ def compute(g: Group, c: Columns, sl: slice) -> ChunkResult:
     water = it * ((g.wue + g.pue * g.water) / 3.6e3)
 
     # --- the central sample of each request and its breakdowns
-    central = _central(energy, feasible)
+    central = _central(energy, feasible, at_floor)
     r = np.arange(energy.shape[0])
 
     def at(a: np.ndarray) -> np.ndarray:
@@ -203,12 +213,12 @@ def compute(g: Group, c: Columns, sl: slice) -> ChunkResult:
     )
 
 
-def _central(energy: np.ndarray, feasible: np.ndarray) -> np.ndarray:
-    """Per request: sample 0, or, where its assumptions cannot serve the request's speed,
-    the feasible sample with the median energy (none feasible: sample 0, read at one
-    sequence at the observed speed)."""
+def _central(energy: np.ndarray, feasible: np.ndarray, at_floor: np.ndarray) -> np.ndarray:
+    """Per request: sample 0, or, where its assumptions cannot serve the request's speed or
+    serve it only at their floor, the feasible sample with the median energy (none
+    feasible: sample 0, read at one sequence at the observed speed)."""
     central = np.zeros(energy.shape[0], dtype=np.intp)
-    moved = ~feasible[:, 0] & feasible[:, 1:].any(axis=1)
+    moved = (~feasible[:, 0] | at_floor) & feasible[:, 1:].any(axis=1)
     if moved.any():
         e = np.where(feasible[moved], energy[moved], np.inf)
         e[:, 0] = np.inf

@@ -145,15 +145,32 @@ def invert(
         r2 = e * inst.m_half / inst.p_route  # every expert's small-GEMM inefficiency
         log_q = np.log1p(-np.minimum(inst.p_route, 1.0 - 1e-12))
         # each branch: c0 + c1 B + R (1 - q^B) = target, i.e. c1 B - R q^B = room - c0 - R
-        roots = [
-            _lambert_root(s, room - d_mem - r, r, log_q),
-            _lambert_root(s + e, room - d_mem - r2, r2, log_q),
-            _lambert_root(s + d, room - d * inst.m_half - r, r, log_q),
-            _lambert_root(s + d + e, room - d * inst.m_half - r2, r2, log_q),
-        ]
-    b = roots[0]
-    for x in roots[1:]:
-        b = np.fmin(b, x)
+        branches = (
+            (s, room - d_mem - r, r),
+            (s + e, room - d_mem - r2, r2),
+            (s + d, room - d * inst.m_half - r, r),
+            (s + d + e, room - d * inst.m_half - r2, r2),
+        )
+        # At serving batch every expert is touched (R q^B negligible) and each root is
+        # its line's: solve the lines, and Lambert's W only where the batch is small.
+        b = branches[0][1] / branches[0][0]
+        for c1, m, _ in branches[1:]:
+            b = np.fmin(b, m / c1)
+        rr = np.maximum(r, r2)
+        need = ~(rr * np.exp(np.minimum(b * log_q, 0.0)) <= 1e-12 * (np.abs(room) + rr))
+        if not need.any():
+            return b
+        b = np.array(np.broadcast_to(b, need.shape))
+        lq = np.broadcast_to(log_q, need.shape)[need]
+
+        def sub(x: np.ndarray) -> np.ndarray:
+            return np.broadcast_to(x, need.shape)[need]
+
+        x = None
+        for c1, m, rx in branches:
+            root = _lambert_root(sub(c1), sub(m), sub(rx), lq)
+            x = root if x is None else np.fmin(x, root)
+        b[need] = x
     return b
 
 

@@ -111,7 +111,8 @@ def _direct_cost() -> dict[str, float]:
     import openai
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-    from otm.capture import core, openai_sdk
+    from otm.capture import openai_sdk
+    from otm.capture.call import Call
 
     client = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="bench")
     resource = client.chat.completions
@@ -144,12 +145,14 @@ def _direct_cost() -> dict[str, float]:
         for i in range(400)
     ]
 
+    begin = openai_sdk._begin_stream_options("chat")
+
     def call_path() -> None:
         kwargs = {"model": "gpt-4o-mini", "messages": MESSAGES}
-        openai_sdk._complete(openai_sdk._begin_chat(resource, (), kwargs), completion)
+        openai_sdk.SDK.complete(begin(resource, (), kwargs), completion)
 
     def chunk_path() -> None:
-        call = core.Call("openai", "chat", "gpt-4o-mini", streamed=True)
+        call = Call("openai", "chat", "gpt-4o-mini", streamed=True)
         observe = openai_sdk._observe_chat
         for chunk in chunks:
             observe(call, chunk)

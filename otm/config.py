@@ -25,19 +25,31 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 __all__ = [
     "ENV_PREFIX",
     "ConfigError",
     "Settings",
+    "Effective",
     "configure",
+    "current",
+    "default_region",
+    "effective",
     "ensure_configured",
     "find_config_file",
+    "on_change",
     "reset",
     "resolve",
     "settings",
@@ -47,7 +59,7 @@ ENV_PREFIX: Final = "OTM_"
 CONFIG_FILE_ENV: Final = "OTM_CONFIG_FILE"
 """Names the config file to use instead of searching for one ("none" disables files)."""
 
-PROVIDERS: Final = ("openai", "anthropic", "google")
+PROVIDERS: Final = ("openai", "anthropic", "google", "litellm")
 _PROVIDER_ALIASES: Final = {"google-genai": "google", "genai": "google", "gemini": "google"}
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE: Final = frozenset({"1", "true", "yes", "on", "y", "t"})
@@ -114,6 +126,19 @@ class Settings(BaseModel):
     """A user data file (TOML or JSON) of models, accelerators, providers and regions."""
     log_level: str | None = None
     """Level of the ``otm`` logger; None leaves it to the application's logging config."""
+    # -- live grid intensity (otm.grid; docs/reporting.md "Live grid intensity") --
+    electricitymaps_token: SecretStr | None = None
+    """Electricity Maps API token for live hourly grid intensity (never printed)."""
+    electricitymaps_url: str | None = None
+    """Base URL of the Electricity Maps API (None: the public v3 API)."""
+    live_grid: bool = False
+    """``otm report`` uses live hourly grid intensity without ``--live-grid``."""
+    live_grid_timeout_s: float = 10.0
+    """Hard limit, seconds, on fetching live grid intensity (retries included)."""
+    grid_cache_dir: Path | None = None
+    """Where fetched grid intensities are cached (None: the user cache directory)."""
+    grid_zones: dict[str, str] = {}
+    """Electricity Maps zone per otm region, overriding otm's mapping (``US-WA=US-NW-BPAT``)."""
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
     _config_file: Path | None = PrivateAttr(default=None)
@@ -121,7 +146,7 @@ class Settings(BaseModel):
     # -- validation: every message names the allowed values ---------------------
 
     @field_validator(
-        "disabled", "auto_instrument", "capture_prompts", "request_usage", mode="before"
+        "disabled", "auto_instrument", "capture_prompts", "request_usage", "live_grid", mode="before"
     )
     @classmethod
     def _bool(cls, v: Any) -> Any:
@@ -217,6 +242,69 @@ class Settings(BaseModel):
             raise ValueError(f"{str(path)!r} does not exist or is not a file")
         return path
 
+    @field_validator("electricitymaps_token", mode="before")
+    @classmethod
+    def _token(cls, v: Any) -> Any:
+        if isinstance(v, SecretStr):
+            v = v.get_secret_value()
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        if not isinstance(v, str):
+            raise ValueError("expected the API token as text")  # noqa: TRY004
+        return v.strip()
+
+    @field_validator("electricitymaps_url", mode="before")
+    @classmethod
+    def _url(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        if not isinstance(v, str) or not v.strip().lower().startswith(("https://", "http://")):
+            raise ValueError("expected an http(s) URL such as the API's base URL ending in /v3")
+        return v.strip().rstrip("/")
+
+    @field_validator("live_grid_timeout_s", mode="before")
+    @classmethod
+    def _timeout(cls, v: Any) -> Any:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{v!r} is not a number of seconds") from None
+        if not (0 < f <= 600):
+            raise ValueError("expected seconds > 0 and <= 600")
+        return f
+
+    @field_validator("grid_cache_dir", mode="before")
+    @classmethod
+    def _cache_dir(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        path = Path(v).expanduser()
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{str(path)!r} exists and is not a directory")
+        return path
+
+    @field_validator("grid_zones", mode="before")
+    @classmethod
+    def _zones(cls, v: Any) -> Any:
+        if v is None:
+            return {}
+        if isinstance(v, str):
+            out: dict[str, str] = {}
+            for pair in (p for p in v.split(",") if p.strip()):
+                key, sep, value = pair.partition("=")
+                if not sep or not key.strip() or not value.strip():
+                    raise ValueError(
+                        f"{pair.strip()!r} is not region=zone; write 'US-WA=US-NW-BPAT,FRA=FR'"
+                    )
+                out[key.strip()] = value.strip()
+            return out
+        if not isinstance(v, Mapping):
+            raise ValueError("expected a table of region = zone, or 'US-WA=US-NW-BPAT' as text")  # noqa: TRY004
+        bad = [k for k, z in v.items() if not isinstance(k, str) or not isinstance(z, str)]
+        if bad:
+            raise ValueError(f"zones must be text, got {bad[0]!r}")
+        return {str(k).strip(): str(z).strip() for k, z in v.items()}
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _log_level(cls, v: Any) -> Any:
@@ -258,7 +346,9 @@ class Settings(BaseModel):
         """Plain JSON-able values with their sources."""
         out: dict[str, Any] = {}
         for name, value, source in self.explain():
-            if isinstance(value, Path):
+            if isinstance(value, SecretStr):
+                value = "**********"  # a secret is never printed
+            elif isinstance(value, Path):
                 value = str(value)
             elif isinstance(value, tuple):
                 value = list(value)
@@ -333,7 +423,11 @@ def _load_file(path: Path) -> dict[str, Any]:
                 str(raw_key), f"unknown key; allowed keys are {', '.join(FIELDS)}", f"file:{path}"
             )
         # Paths in a file are relative to that file's directory.
-        if key in ("output_dir", "data_file") and isinstance(value, str) and value.strip():
+        if (
+            key in ("output_dir", "data_file", "grid_cache_dir")
+            and isinstance(value, str)
+            and value.strip()
+        ):
             p = Path(value).expanduser()
             value = p if p.is_absolute() else path.parent / p
         out[key] = value
@@ -393,7 +487,7 @@ def resolve(
         elif key in from_file:
             values[key], sources[key] = from_file[key], f"file:{path}"
     if cwd is not None:  # relative paths from the environment or arguments follow cwd
-        for key in ("output_dir", "data_file"):
+        for key in ("output_dir", "data_file", "grid_cache_dir"):
             v = values.get(key)
             if (
                 isinstance(v, (str, os.PathLike))
@@ -485,41 +579,21 @@ def _check_region(s: Settings) -> None:
         raise ConfigError("region", f"unknown region {s.region!r}{hint}", s.source("region"))
 
 
-def _apply(s: Settings, *, only_explicit: bool) -> None:
-    """Make ``s`` effective: capture switches, the otm logger, the user data file.
+def _apply(s: Settings) -> None:
+    """Make ``s`` effective: the user data file, the otm logger; then tell subscribers.
 
-    ``only_explicit`` (the lazy first use) leaves alone the capture switches
-    whose value is a default, so code that set them directly keeps them.
+    Settings flow one way: this module never writes into other layers. Capture
+    reads the snapshot (:func:`current`) on every call and subscribes with
+    :func:`on_change` to act on the kill switch.
     """
-    from otm.capture import core
-
-    if s.disabled:
+    if not s.disabled:
         # The kill switch is what an operator reaches for when otm's own
         # configuration is broken: honour it before checking anything else.
-        core.options.enabled = False
-        core.registry.uninstall(None)
-        return
-    _load_data_file(s)
-    _check_region(s)
-
-    def given(name: str) -> bool:
-        return not only_explicit or s.source(name) != "default"
-
-    opts = core.options
-    if given("disabled"):
-        opts.enabled = not s.disabled
-    if given("capture_prompts"):
-        opts.capture_prompts = s.capture_prompts
-    if given("request_usage"):
-        opts.request_usage = s.request_usage
-    if given("region"):
-        opts.default_region = s.region
-    if given("tags"):
-        opts.default_tags = dict(s.tags)
-    if s.log_level is not None:
-        logging.getLogger("otm").setLevel(s.log_level)
-    if s.disabled and core.registry.installed():
-        core.registry.uninstall(None)
+        _load_data_file(s)
+        _check_region(s)
+        if s.log_level is not None:
+            logging.getLogger("otm").setLevel(s.log_level)
+    _notify(s)
 
 
 def configure(
@@ -534,6 +608,12 @@ def configure(
     output_dir: str | os.PathLike[str] = _UNSET,
     data_file: str | os.PathLike[str] | None = _UNSET,
     log_level: str | int | None = _UNSET,
+    electricitymaps_token: str | None = _UNSET,
+    electricitymaps_url: str | None = _UNSET,
+    live_grid: bool | str = _UNSET,
+    live_grid_timeout_s: float | str = _UNSET,
+    grid_cache_dir: str | os.PathLike[str] | None = _UNSET,
+    grid_zones: Mapping[str, str] | str | None = _UNSET,
     config_file: str | os.PathLike[str] | None = _UNSET,
 ) -> Settings:
     """Set otm's settings and apply them now; returns the resolved :class:`Settings`.
@@ -558,6 +638,12 @@ def configure(
             "output_dir": output_dir,
             "data_file": data_file,
             "log_level": log_level,
+            "electricitymaps_token": electricitymaps_token,
+            "electricitymaps_url": electricitymaps_url,
+            "live_grid": live_grid,
+            "live_grid_timeout_s": live_grid_timeout_s,
+            "grid_cache_dir": grid_cache_dir,
+            "grid_zones": grid_zones,
         }.items()
         if v is not _UNSET
     }
@@ -568,14 +654,14 @@ def configure(
         arguments = {**_state.arguments, **given}
         cfg_file = _state.config_file if config_file is _UNSET else config_file
         resolved = _resolve_or_kill(arguments, cfg_file)
-        _apply(resolved, only_explicit=False)
+        _apply(resolved)
         _state.arguments = arguments
         _state.config_file = cfg_file
         _state.current = resolved
     if resolved.auto_instrument and not resolved.disabled:
-        import otm.capture
+        from otm.capture import instrument  # the public entry point, nothing below it
 
-        otm.capture.instrument(list(resolved.providers) if resolved.providers is not None else None)
+        instrument(list(resolved.providers) if resolved.providers is not None else None)
     return resolved
 
 
@@ -616,7 +702,7 @@ def ensure_configured() -> Settings:
     with _state.lock:
         if _state.current is None:
             resolved = _resolve_or_kill(_state.arguments, _state.config_file)
-            _apply(resolved, only_explicit=True)
+            _apply(resolved)
             _state.current = resolved
         return _state.current
 
@@ -629,11 +715,79 @@ def settings() -> Settings:
 def reset() -> None:
     """Forget configure() arguments and the resolved settings (tests, notebooks).
 
-    The next :func:`settings` call resolves from the environment and files
-    again. Capture switches already applied stay as they are until then.
+    The next :func:`settings` (or :func:`current`) call resolves from the
+    environment and files again.
     """
     with _state.lock:
         _state.arguments = {}
         _state.config_file = None
         _state.current = None
         _state.loaded_data = None
+
+
+# --------------------------------------------------------------------------- what other layers read
+#
+# One snapshot, read (never written) by capture on every call and by whoever
+# needs a configured default; one function for the precedence of region and
+# tags, so capture and the estimator cannot disagree.
+
+_subscribers: list[Callable[[Settings], None]] = []
+
+
+def on_change(callback: Callable[[Settings], None]) -> None:
+    """Call ``callback(settings)`` whenever settings are applied (first use, ``configure``).
+
+    How a layer that reads the snapshot learns of a change it must act on at
+    once (capture: the kill switch removes its patches), without this module
+    importing it.
+    """
+    if callback not in _subscribers:
+        _subscribers.append(callback)
+
+
+def _notify(s: Settings) -> None:
+    for callback in tuple(_subscribers):
+        try:
+            callback(s)
+        except Exception as exc:  # a subscriber's failure is its own, never configure()'s
+            from otm._log import log_once
+
+            log_once(f"config subscriber {getattr(callback, '__qualname__', callback)!s}", exc)
+
+
+def current() -> Settings:
+    """The settings snapshot in force: one attribute read once resolved (resolves on first use)."""
+    s = _state.current
+    return s if s is not None else ensure_configured()
+
+
+def default_region() -> str | None:
+    """The configured default region (``OTM_REGION``, ``configure(region=...)``, a config file)."""
+    return current().region
+
+
+class Effective(NamedTuple):
+    region: str | None
+    tags: dict[str, str]
+
+
+def effective(
+    *,
+    region: str | None = None,
+    tags: Iterable[Mapping[str, str] | None] = (),
+    settings: Settings | None = None,
+) -> Effective:
+    """The region and tags a record (or an estimate) is made under: the one precedence rule.
+
+    Region: the one given (by the call or its client) wins over the configured
+    default. Tags: the configured defaults, then each mapping of ``tags`` in
+    order, later ones winning (capture passes the runs a call was made in,
+    outer to inner, then the client's). ``settings`` is the snapshot to use
+    (capture passes the one its call started under); default :func:`current`.
+    """
+    s = current() if settings is None else settings
+    merged: dict[str, str] | None = None
+    for layer in tags:
+        if layer:
+            merged = {**(s.tags if merged is None else merged), **layer}
+    return Effective(region or s.region, dict(s.tags) if merged is None else merged)

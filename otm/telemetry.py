@@ -36,6 +36,10 @@ class Telemetry(BaseModel):
     provider: str | None = Field(default=None, validation_alias=_alias("provider", "platform"))
     model: str | None = Field(default=None, validation_alias=_alias("model", "modelName"))
     request_id: str | None = Field(default=None, validation_alias=_alias("request_id", "requestId"))
+    response_id: str | None = Field(
+        default=None, validation_alias=_alias("response_id", "responseId")
+    )
+    """The provider's id of the completion (``chatcmpl-...``, ``resp_...``), not the HTTP request's."""
     operation: Operation = "chat"
 
     start_time: float | None = Field(default=None, validation_alias=_alias("start_time", "startTime"))
@@ -64,6 +68,12 @@ class Telemetry(BaseModel):
     visible token, inside the time to first token, and is not part of the
     inter-token latency."""
     tokens_estimated: bool = False
+    """Some token count is an estimate (either flag below). Records logged before
+    the two flags existed carry only this one; loading them sets both."""
+    input_tokens_estimated: bool = False
+    """``input_tokens`` was counted from the request's text, not reported by the provider."""
+    output_tokens_estimated: bool = False
+    """``output_tokens`` was counted from the generated text, not reported by the provider."""
     input_text_length: int | None = Field(
         default=None, validation_alias=_alias("input_text_length", "inputTextLength")
     )
@@ -73,6 +83,10 @@ class Telemetry(BaseModel):
 
     streamed: bool = False
     chunk_count: int | None = None
+    """Every chunk (event) of a stream, including those without output."""
+    content_chunk_count: int | None = None
+    """Chunks that carried output (text, tool arguments, reasoning), from the
+    first token to the last; exact even when the token counts are estimates."""
     status: Status = "ok"
     http_status: int | None = None
     error_type: str | None = None
@@ -81,7 +95,45 @@ class Telemetry(BaseModel):
     prompt: str | None = None
     completion: str | None = None
 
-    @field_validator("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", mode="before")
+    provider_source: str | None = None
+    """How capture decided ``provider``: ``"client"`` (``wrap(provider=...)``),
+    ``"api"`` (the SDK's own API or a known API host), ``"gateway"`` (a closed
+    model reached through a local or private URL, such as a LiteLLM proxy or a
+    company gateway: attributed to the model's own provider), ``"self-hosted"``
+    (an open-weight model behind a local or private URL), ``"unknown-host"``."""
+    capture_notes: list[str] | None = None
+    """What capture repaired in what the server sent (usage as text, negative or
+    fractional counts, text that was not valid Unicode); the record is kept."""
+
+    # What the API named, for export (OpenTelemetry GenAI conventions); None when unknown.
+    request_model: str | None = Field(
+        default=None, validation_alias=_alias("request_model", "requestModel")
+    )
+    """The model the request asked for (``model`` is the served one when the response named it)."""
+    response_model: str | None = Field(
+        default=None, validation_alias=_alias("response_model", "responseModel")
+    )
+    """The model the response said served it."""
+    response_id: str | None = Field(default=None, validation_alias=_alias("response_id", "responseId"))
+    """The provider's completion id (``chatcmpl-...``, ``msg_...``, Gemini's ``responseId``);
+    ``request_id`` is the HTTP request's id."""
+    finish_reasons: tuple[str, ...] | None = None
+    """Why each choice (candidate) ended, as the provider reported it."""
+    server_address: str | None = None
+    server_port: int | None = Field(default=None, ge=0, le=65535)
+    cache_write_input_tokens: int = Field(
+        default=0, validation_alias=_alias("cache_write_input_tokens", "cacheWriteInputTokens")
+    )
+    """Input tokens written to the provider's prompt cache (part of ``input_tokens``)."""
+
+    @field_validator(
+        "input_tokens",
+        "cached_input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "cache_write_input_tokens",
+        mode="before",
+    )
     @classmethod
     def _tokens(cls, v: Any) -> Any:
         if v is None:
@@ -96,7 +148,16 @@ class Telemetry(BaseModel):
             raise ValueError("token count must be >= 0")
         return v
 
-    @field_validator("input_text_length", "output_text_length", "chunk_count")
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_estimate_flag(cls, data: Any) -> Any:
+        # A record from before the per-side flags: its one flag covered both counts.
+        if isinstance(data, dict) and data.get("tokens_estimated") is True:
+            if "input_tokens_estimated" not in data and "output_tokens_estimated" not in data:
+                data = {**data, "input_tokens_estimated": True, "output_tokens_estimated": True}
+        return data
+
+    @field_validator("input_text_length", "output_text_length", "chunk_count", "content_chunk_count")
     @classmethod
     def _non_negative(cls, v: int | None) -> int | None:
         if v is not None and v < 0:
@@ -169,13 +230,30 @@ class Telemetry(BaseModel):
     def itl_s(self) -> float | None:
         """Mean inter-token latency of a streamed response with >= 2 output tokens.
 
+        When the output count is an estimate (no usage in the stream) and the
+        stream's content chunks were counted, the chunks set the pace instead
+        (:attr:`inter_chunk_latency_s`): servers stream one token per chunk,
+        and a count of chunks is exact where a text-based token count is not.
         A record whose first and last token times differ was streamed whatever
         its flag says (collectors that emit camelCase records do not set one);
         a non-streamed call has first == last, so it has no inter-token latency.
         """
+        if self.output_tokens_estimated:
+            icl = self.inter_chunk_latency_s
+            if icl is not None:
+                return icl
         d = self.decode_s
         n = self.visible_output_tokens
         if d is None or n < 2 or (not self.streamed and d <= 0):
+            return None
+        return d / (n - 1)
+
+    @property
+    def inter_chunk_latency_s(self) -> float | None:
+        """Mean time between the content chunks of a stream (first to last token), seconds."""
+        d = self.decode_s
+        n = self.content_chunk_count
+        if d is None or n is None or n < 2:
             return None
         return d / (n - 1)
 

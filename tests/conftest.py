@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
+
+# LiteLLM fetches its price list at import unless told to use the bundled one;
+# the tests never reach the network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +65,13 @@ def _otm_logs_once_per_test() -> Iterator[None]:
     reset_log_once()
     logging.getLogger("otm").setLevel(logging.INFO)
     yield
+
+
+@pytest.fixture()
+def configure() -> Iterator[object]:
+    """``otm.configure`` for one test (what capture reads); forgotten afterwards."""
+    from otm import config
+
+    config.reset()
+    yield config.configure
+    config.reset()

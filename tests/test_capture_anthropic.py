@@ -497,17 +497,12 @@ def test_no_credentials_in_records(client: Any, records: list[Any]) -> None:
         assert "authorization" not in dumped.lower()
 
 
-def test_prompt_capture_is_opt_in(client: Any, records: list[Any]) -> None:
-    from otm.capture.core import options
-
-    options.capture_prompts = True
-    try:
-        client.messages.create(**_kw(text="Hello there"))
-        s = client.messages.create(**_kw(text="Hello there"), stream=True)
-        for _ in s:
-            pass
-    finally:
-        options.capture_prompts = False
+def test_prompt_capture_is_opt_in(client: Any, records: list[Any], configure: Any) -> None:
+    configure(capture_prompts=True)
+    client.messages.create(**_kw(text="Hello there"))
+    s = client.messages.create(**_kw(text="Hello there"), stream=True)
+    for _ in s:
+        pass
     plain, streamed = (r.telemetry for r in records)
     assert plain.prompt == "You are terse.\nSay hello."
     assert plain.completion == "Hello there"
@@ -903,7 +898,8 @@ def test_wrap_applies_settings_to_that_client_only(server: Any, records: list[An
         assert r.region == "FRA"
         assert r.tags == {"team": "search"}
         assert r.deployment == dep
-        assert r.telemetry.provider == "local"  # base URL on 127.0.0.1
+        # claude behind 127.0.0.1: a gateway to anthropic, wrapped or not
+        assert (r.telemetry.provider, r.telemetry.provider_source) == ("anthropic", "gateway")
     assert other.region is None and other.tags == {} and other.deployment is None
     assert other.telemetry.provider == "anthropic"
 
@@ -926,8 +922,8 @@ def test_adapter_protocol(server: Any) -> None:
     remote = anthropic.Anthropic(api_key="k")
     assert anthropic_sdk.owns(c) and anthropic_sdk.owns(anthropic.AsyncAnthropic(api_key="k"))
     assert not anthropic_sdk.owns(object())
-    assert anthropic_sdk.detect_provider(c) == "local"
-    assert anthropic_sdk.detect_provider(remote) == "anthropic"
+    assert anthropic_sdk.detect_host(c) == ("local", "private")
+    assert anthropic_sdk.detect_host(remote) == ("anthropic", "api")
     assert c in anthropic_sdk.settings_keys(c)
     names = {(cls.__qualname__, name) for cls, name, _ in anthropic_sdk.targets()}
     for cls in ("Messages", "AsyncMessages"):

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from otm.capture import core
-from otm.capture.core import Call, ClientSettings
+from otm.capture import patching, streams, tokens, wrappers
+from otm.capture.call import Call
+from otm.capture.clients import ClientSettings
 from otm.telemetry import Telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,15 +105,23 @@ def test_outcome_overrides_a_normal_end() -> None:
     assert call2.finish("abandoned").telemetry.status == "abandoned"
 
 
-def test_settings_and_defaults(records: list[Any]) -> None:
-    saved = (core.options.default_region, dict(core.options.default_tags))
-    core.options.default_region, core.options.default_tags = "FRA", {"env": "test", "team": "a"}
-    try:
-        plain = Call("p", "chat", "m").finish()
-        s = ClientSettings(region="US-VA", tags={"team": "b"}, provider="local", deployment="dep")
-        custom = Call("p", "chat", "m", s).finish()
-    finally:
-        core.options.default_region, core.options.default_tags = saved
+def test_a_call_is_recorded_under_the_settings_it_started_with(
+    records: list[Any], configure: Any
+) -> None:
+    configure(tags={"phase": "before"})
+    call = Call("p", "chat", "m")
+    configure(tags={"phase": "after"}, capture_prompts=True)
+    call.prompt = "secret"
+    rec = call.finish()
+    assert rec.tags == {"phase": "before"} and rec.telemetry.prompt is None
+    assert Call("p", "chat", "m").finish().tags == {"phase": "after"}
+
+
+def test_settings_and_defaults(records: list[Any], configure: Any) -> None:
+    configure(region="FRA", tags={"env": "test", "team": "a"})
+    plain = Call("p", "chat", "m").finish()
+    s = ClientSettings(region="US-VA", tags={"team": "b"}, provider="local", deployment="dep")
+    custom = Call("p", "chat", "m", s).finish()
     assert (plain.region, plain.tags) == ("FRA", {"env": "test", "team": "a"})
     assert (custom.region, custom.tags, custom.deployment, custom.telemetry.provider) == (
         "US-VA",
@@ -185,11 +194,11 @@ def test_make_telemetry_equals_model_construct() -> None:
 
 
 def test_count_tokens_fallback_is_chars_over_four(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(core, "_tiktoken_failed", True)
-    assert core.count_tokens("a" * 40, 40, "gpt-4o") == 10
-    assert core.count_tokens(None, 3, None) == 1
-    assert core.count_tokens(None, 0, None) == 0
-    assert core.count_tokens("abcdefgh", 0, None) == 2
+    monkeypatch.setattr(tokens, "_tiktoken_failed", True)
+    assert tokens.count_tokens("a" * 40, 40, "gpt-4o") == 10
+    assert tokens.count_tokens(None, 3, None) == 1
+    assert tokens.count_tokens(None, 0, None) == 0
+    assert tokens.count_tokens("abcdefgh", 0, None) == 2
 
 
 def test_count_tokens_never_waits_long_for_tiktoken(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -199,25 +208,25 @@ def test_count_tokens_never_waits_long_for_tiktoken(monkeypatch: pytest.MonkeyPa
 
     def slow_loader(name: str, done: threading.Event) -> None:
         release.wait(5)
-        core._encoders[name] = None
+        tokens._encoders[name] = None
         done.set()
 
-    monkeypatch.setattr(core, "_tiktoken_failed", False)
-    monkeypatch.setattr(core, "_encoders", {})
-    monkeypatch.setattr(core, "_encoder_loading", {})
-    monkeypatch.setattr(core, "_load_encoder", slow_loader)
+    monkeypatch.setattr(tokens, "_tiktoken_failed", False)
+    monkeypatch.setattr(tokens, "_encoders", {})
+    monkeypatch.setattr(tokens, "_encoder_loading", {})
+    monkeypatch.setattr(tokens, "_load_encoder", slow_loader)
     t = time.perf_counter()
-    assert core.count_tokens("x" * 80, 80, "gpt-4o") == 20
-    assert core.count_tokens("x" * 80, 80, "gpt-4o") == 20
+    assert tokens.count_tokens("x" * 80, 80, "gpt-4o") == 20
+    assert tokens.count_tokens("x" * 80, 80, "gpt-4o") == 20
     assert time.perf_counter() - t < 1.0
     release.set()
 
 
 def test_tokenizer_available_reflects_a_failed_load(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("tiktoken")
-    monkeypatch.setattr(core, "_tiktoken_failed", False)
-    monkeypatch.setattr(core, "_encoders", {"o200k_base": None})
-    assert core.tokenizer_available("gpt-4o") is False
+    monkeypatch.setattr(tokens, "_tiktoken_failed", False)
+    monkeypatch.setattr(tokens, "_encoders", {"o200k_base": None})
+    assert tokens.tokenizer_available("gpt-4o") is False
 
 
 # --------------------------------------------------------------------------- streams
@@ -253,10 +262,10 @@ def observe(call: Call, item: Any) -> None:
 def test_instrument_stream_keeps_identity_and_finishes(records: list[Any]) -> None:
     s = FakeStream(["", "ab", "cd"])
     call = Call("p", "chat", "m")
-    out = core.instrument_stream(s, call, observe, is_async=False)
+    out = streams.instrument_stream(s, call, observe, is_async=False)
     assert out is s and isinstance(s, FakeStream) and type(s).__name__ == "FakeStream"
-    assert core.stream_call(s) is call
-    assert core.instrument_stream(s, call, observe, is_async=False) is s  # twice is once
+    assert streams.stream_call(s) is call
+    assert streams.instrument_stream(s, call, observe, is_async=False) is s  # twice is once
     assert list(s) == ["", "ab", "cd"]
     t = s.otm.telemetry  # type: ignore[attr-defined]
     assert (t.status, t.chunk_count, t.output_text_length, t.streamed) == ("ok", 3, 4, True)
@@ -264,13 +273,13 @@ def test_instrument_stream_keeps_identity_and_finishes(records: list[Any]) -> No
 
 
 def test_instrument_stream_error_and_close(records: list[Any]) -> None:
-    s = core.instrument_stream(
+    s = streams.instrument_stream(
         FakeStream(["a"], fail=ValueError("x")), Call("p", "chat", "m"), observe, is_async=False
     )
     with pytest.raises(ValueError):
         list(s)
     assert s.otm.telemetry.status == "error"
-    s2 = core.instrument_stream(
+    s2 = streams.instrument_stream(
         FakeStream(["a", "b"]), Call("p", "chat", "m"), observe, is_async=False
     )
     next(s2)
@@ -302,12 +311,12 @@ class FakeAsyncStream:
 
 
 async def test_instrument_async_stream(records: list[Any]) -> None:
-    s = core.instrument_stream(
+    s = streams.instrument_stream(
         FakeAsyncStream(["x", "yz"]), Call("p", "chat", "m"), observe, is_async=True
     )
     assert [i async for i in s] == ["x", "yz"]
     assert s.otm.telemetry.output_text_length == 3
-    s2 = core.instrument_stream(
+    s2 = streams.instrument_stream(
         FakeAsyncStream(["x", "yz"]), Call("p", "chat", "m"), observe, is_async=True
     )
     await s2.__anext__()
@@ -320,9 +329,9 @@ def test_sync_stream_proxy(records: list[Any]) -> None:
         yield "a"
         yield "bc"
 
-    p = core.SyncStreamProxy(gen(), Call("google", "generate_content", "g"), observe)
+    p = streams.SyncStreamProxy(gen(), Call("google", "generate_content", "g"), observe)
     assert list(p) == ["a", "bc"] and p.otm.telemetry.output_text_length == 3
-    unused = core.SyncStreamProxy(gen(), Call("google", "generate_content", "g"), observe)
+    unused = streams.SyncStreamProxy(gen(), Call("google", "generate_content", "g"), observe)
     unused.close()
     del unused
     gc.collect()
@@ -334,7 +343,7 @@ async def test_async_stream_proxy(records: list[Any]) -> None:
         yield "a"
         yield "b"
 
-    p = core.AsyncStreamProxy(gen(), Call("google", "generate_content", "g"), observe)
+    p = streams.AsyncStreamProxy(gen(), Call("google", "generate_content", "g"), observe)
     assert [x async for x in p] == ["a", "b"] and p.otm.telemetry.status == "ok"
 
 
@@ -353,7 +362,7 @@ class Resource:
 
 
 def test_registry_install_uninstall_idempotent() -> None:
-    reg = core.PatchRegistry()
+    reg = patching.PatchRegistry()
     hits: list[str] = []
 
     def begin(instance: Any, args: Any, kwargs: Any) -> Call:
@@ -362,8 +371,8 @@ def test_registry_install_uninstall_idempotent() -> None:
 
     def targets() -> list[Any]:
         return [
-            (Resource, "create", core.make_sync_wrapper("t", begin, lambda call, r: r)),
-            (Resource, "missing", core.make_sync_wrapper("t", begin, lambda call, r: r)),
+            (Resource, "create", wrappers.make_sync_wrapper("t", begin, lambda call, r: r)),
+            (Resource, "missing", wrappers.make_sync_wrapper("t", begin, lambda call, r: r)),
         ]
 
     original = Resource.__dict__["create"]
@@ -386,11 +395,11 @@ def test_wrappers_never_break_the_call(records: list[Any]) -> None:
         return Call("p", "chat", "m")
 
     r = Resource()
-    w1 = core.make_sync_wrapper("t", bad_begin, lambda c, x: x)
+    w1 = wrappers.make_sync_wrapper("t", bad_begin, lambda c, x: x)
     assert w1(r.create, r, (5,), {}) == 10
-    w2 = core.make_sync_wrapper("t", ok_begin, bad_complete)
+    w2 = wrappers.make_sync_wrapper("t", ok_begin, bad_complete)
     assert w2(r.create, r, (5,), {}) == 10
-    w3 = core.make_sync_wrapper("t", ok_begin, lambda c, x: x)
+    w3 = wrappers.make_sync_wrapper("t", ok_begin, lambda c, x: x)
     exc = LookupError("the SDK's own")
 
     def raises() -> None:
@@ -400,7 +409,7 @@ def test_wrappers_never_break_the_call(records: list[Any]) -> None:
         w3(raises, r, (), {})
     assert info.value is exc
     assert records[-1].telemetry.status == "error"
-    w4 = core.make_passthrough_wrapper("t", bad_complete)
+    w4 = wrappers.make_passthrough_wrapper("t", bad_complete)
     assert w4(r.create, r, (1,), {}) == 2
 
 
@@ -412,7 +421,7 @@ async def test_async_wrapper_begins_when_awaited() -> None:
         return Call("p", "chat", "m")
 
     r = Resource()
-    w = core.make_async_wrapper("t", begin, lambda c, x: x)
+    w = wrappers.make_async_wrapper("t", begin, lambda c, x: x)
     coro = w(r.acreate, r, (2,), {})
     assert started == []  # created, not yet awaited
     assert await coro == 6 and len(started) == 1
@@ -425,7 +434,7 @@ def test_imports_stay_light() -> None:
     code = (
         "import sys, otm\n"
         "assert not any(m in sys.modules for m in ('openai', 'anthropic', 'google.genai')), 'otm imported an SDK'\n"
-        "import otm.capture, otm.capture.core, otm.capture.openai_sdk\n"
+        "import otm.capture, otm.capture.call, otm.capture.openai_sdk\n"
         "assert 'otm.estimate' not in sys.modules and 'otm.report' not in sys.modules, 'capture imported the estimator'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)

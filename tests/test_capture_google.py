@@ -339,16 +339,11 @@ def test_stream_proxy_behaves_like_the_generator(client: Any) -> None:
     assert s.otm is not None and s.otm.telemetry.chunk_count == 8
 
 
-def test_prompt_capture_is_opt_in(client: Any, records: list[Any]) -> None:
-    from otm.capture.core import options
-
-    options.capture_prompts = True
-    try:
-        client.models.generate_content(**_kw(text="Hi there"))
-        for _ in client.models.generate_content_stream(**_kw(text="Hi there")):
-            pass
-    finally:
-        options.capture_prompts = False
+def test_prompt_capture_is_opt_in(client: Any, records: list[Any], configure: Any) -> None:
+    configure(capture_prompts=True)
+    client.models.generate_content(**_kw(text="Hi there"))
+    for _ in client.models.generate_content_stream(**_kw(text="Hi there")):
+        pass
     plain, streamed = (r.telemetry for r in records)
     assert plain.prompt == "Be terse.\nSay hello."
     assert plain.completion == "Hi there"
@@ -798,7 +793,8 @@ def test_wrap_applies_settings_to_that_client_only(server: Any, records: list[An
     assert len(mine) == 4
     for r in mine:
         assert (r.region, r.tags, r.deployment) == ("US-VA", {"team": "maps"}, dep)
-        assert r.telemetry.provider == "local"  # base URL on 127.0.0.1
+        # a Gemini model behind 127.0.0.1: a gateway to google, wrapped or not
+        assert (r.telemetry.provider, r.telemetry.provider_source) == ("google", "gateway")
     assert (other.region, other.tags, other.deployment) == (None, {}, None)
     assert other.telemetry.provider == "google"
 
@@ -817,8 +813,8 @@ def test_adapter_protocol(server: Any) -> None:
     c = _new_client(server)
     remote = genai.Client(api_key="k")
     assert google_sdk.owns(c) and google_sdk.owns(c.aio) and not google_sdk.owns(object())
-    assert google_sdk.detect_provider(c) == "local"
-    assert google_sdk.detect_provider(remote) == "google"
+    assert google_sdk.detect_host(c) == ("local", "private")
+    assert google_sdk.detect_host(remote) == ("google", "api")
     assert c.models._api_client in google_sdk.settings_keys(c)
     names = {(cls.__name__, name) for cls, name, _ in google_sdk.targets()}
     for cls in ("Models", "AsyncModels"):

@@ -18,7 +18,7 @@ import pytest
 from pydantic import BaseModel
 
 import otm
-from otm.capture import core, openai_sdk
+from otm.capture import openai_sdk, tokens
 from otm.testing.server import scenario_headers as H
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]
@@ -28,9 +28,7 @@ MESSAGES_CHARS = len("Be brief.") + len("Say hello.")
 @pytest.fixture()
 def otm_openai() -> Iterator[None]:
     otm.instrument("openai")
-    saved = (core.options.request_usage, core.options.capture_prompts)
     yield
-    core.options.request_usage, core.options.capture_prompts = saved
     otm.uninstrument("openai")
 
 
@@ -59,9 +57,9 @@ def assert_clean(model: Any) -> None:
     assert "otm" not in model.model_dump(warnings=False)
     assert "otm" not in json.loads(model.model_dump_json(warnings=False))
     assert "otm" not in model.to_dict(warnings=False)
+    assert "otm" not in vars(model) and "otm" not in dict(model)
     twin = model.model_copy()
-    del twin.__dict__["otm"]
-    assert twin == model and model == twin
+    assert twin.otm is model.otm and twin == model and model == twin
 
 
 class Answer(BaseModel):
@@ -99,7 +97,8 @@ def test_chat_create_reads_usage_model_and_request_id(
     assert t.model == "gpt-4o-mini-2024-07-18"
     assert t.request_id == "req_plain_1" == r._request_id
     assert t.operation == "chat" and t.status == "ok" and not t.streamed and not t.tokens_estimated
-    assert t.provider == "local"  # 127.0.0.1
+    # A closed model behind 127.0.0.1 is a gateway (a LiteLLM proxy...) to its maker.
+    assert (t.provider, t.provider_source) == ("openai", "gateway")
     assert t.input_text_length == MESSAGES_CHARS
     assert t.output_text_length == len(r.choices[0].message.content or "")
     assert t.start_time <= t.first_token_time == t.last_token_time <= t.end_time
@@ -193,16 +192,18 @@ def test_stream_without_usage_is_estimated_and_flagged(
     assert "stream_options" not in body  # usage is never forced
     t = one(records).telemetry
     assert t.tokens_estimated
-    assert t.output_tokens == core.count_tokens(text, len(text), "gpt-4o-mini")
+    assert t.output_tokens == tokens.count_tokens(text, len(text), "gpt-4o-mini")
     assert t.output_tokens > 0
-    assert t.input_tokens == core.count_tokens(
+    assert t.input_tokens == tokens.count_tokens(
         "\n".join(m["content"] for m in MESSAGES), MESSAGES_CHARS, "gpt-4o-mini"
     )
     assert t.input_text_length == MESSAGES_CHARS and t.output_text_length == len(text)
 
 
-def test_request_usage_opt_in(client: openai.OpenAI, server: Any, records: list[Any]) -> None:
-    core.options.request_usage = True
+def test_request_usage_opt_in(
+    client: openai.OpenAI, server: Any, records: list[Any], configure: Any
+) -> None:
+    configure(request_usage=True)
     stream = client.chat.completions.create(
         model="m", messages=MESSAGES, stream=True, extra_headers=H(output_tokens=5)
     )
@@ -496,8 +497,8 @@ def test_with_streaming_response_stream_left_early(
 # --------------------------------------------------------------------------- prompts, privacy
 
 
-def test_capture_prompts_opt_in(client: openai.OpenAI, records: list[Any]) -> None:
-    core.options.capture_prompts = True
+def test_capture_prompts_opt_in(client: openai.OpenAI, records: list[Any], configure: Any) -> None:
+    configure(capture_prompts=True)
     r = client.chat.completions.create(
         model="m", messages=MESSAGES, extra_headers=H(text="Hello!", output_tokens=2)
     )
@@ -514,8 +515,8 @@ def test_capture_prompts_opt_in(client: openai.OpenAI, records: list[Any]) -> No
     assert records[-1].telemetry.completion == "Hi there"
 
 
-def test_no_credentials_anywhere(client: openai.OpenAI, records: list[Any]) -> None:
-    core.options.capture_prompts = True
+def test_no_credentials_anywhere(client: openai.OpenAI, records: list[Any], configure: Any) -> None:
+    configure(capture_prompts=True)
     client.chat.completions.create(model="m", messages=MESSAGES)
     for _ in client.chat.completions.create(model="m", messages=MESSAGES, stream=True):
         pass
@@ -560,28 +561,26 @@ def test_unknown_model_names_pass_through(client: openai.OpenAI, records: list[A
 )
 def test_detect_provider_from_base_url(base_url: str | None, expected: str) -> None:
     kwargs = {"api_key": "x"} if base_url is None else {"api_key": "x", "base_url": base_url}
-    assert openai_sdk.detect_provider(openai.OpenAI(**kwargs)) == expected
-    assert openai_sdk.detect_provider(openai.AsyncOpenAI(**kwargs)) == expected
+    assert openai_sdk.detect_host(openai.OpenAI(**kwargs)).provider == expected
+    assert openai_sdk.detect_host(openai.AsyncOpenAI(**kwargs)).provider == expected
 
 
 def test_detect_provider_unknown_host_and_azure_class() -> None:
     assert (
-        openai_sdk.detect_provider(
-            openai.OpenAI(api_key="x", base_url="https://llm.example.org/v1")
-        )
-        == openai_sdk.UNKNOWN_HOST
+        openai_sdk.detect_host(openai.OpenAI(api_key="x", base_url="https://llm.example.org/v1"))
+        == (openai_sdk.UNKNOWN_HOST, "unknown")
     )
     azure = openai.AzureOpenAI(
         api_key="x", api_version="2024-10-21", azure_endpoint="https://gateway.example.org"
     )
-    assert openai_sdk.detect_provider(azure) == "azure-openai"
+    assert openai_sdk.detect_host(azure).provider == "azure-openai"
 
 
 def test_detect_provider_is_cached_per_client() -> None:
     c = openai.OpenAI(api_key="x", base_url="https://api.groq.com/openai/v1")
-    assert openai_sdk.detect_provider(c) == "groq"
+    assert openai_sdk.detect_host(c).provider == "groq"
     c.base_url = "https://api.mistral.ai/v1"  # type: ignore[assignment]
-    assert openai_sdk.detect_provider(c) == "groq"  # a dict lookup on the hot path, decided once
+    assert openai_sdk.detect_host(c).provider == "groq"  # a dict lookup on the hot path, decided once
 
 
 def test_wrap_applies_settings_to_that_client_only(server: Any, records: list[Any]) -> None:
@@ -915,3 +914,61 @@ def test_wrap_settings_follow_with_options_copies(server: Any, records: list[Any
     assert r.otm.region == "FRA" and r.otm.tags.get("team") == "a"
     assert r.otm.telemetry.provider == "local"
     assert r2.otm.region != "FRA" and "team" not in r2.otm.tags
+
+
+# --------------------------------------------------------------------------- client.beta.responses
+
+
+def _beta_responses(client: Any) -> Any:
+    beta = getattr(client.beta, "responses", None)
+    if beta is None:
+        pytest.skip("this openai SDK has no client.beta.responses")
+    return beta
+
+
+def test_beta_responses_create_plain_and_stream(client: openai.OpenAI, records: list[Any]) -> None:
+    # client.beta.responses is its own resource class (BetaResponse models), not client.responses.
+    beta = _beta_responses(client)
+    assert type(beta) is not type(client.responses)
+    r = beta.create(
+        model="gpt-4.1",
+        input="Say hello.",
+        extra_headers=H(input_tokens=40, output_tokens=6, reasoning_tokens=4, request_id="req_b1"),
+    )
+    t = one(records).telemetry
+    assert r.otm is records[0]
+    assert (t.operation, t.request_id, t.input_tokens, t.output_tokens, t.reasoning_tokens) == (
+        "responses",
+        "req_b1",
+        40,
+        10,
+        4,
+    )
+    assert not t.streamed and t.status == "ok"
+    assert_clean(r)
+    records.clear()
+    for _ in beta.create(model="gpt-4.1", input="warm-up", stream=True):
+        pass
+    records.clear()
+    stream = beta.create(
+        model="gpt-4.1",
+        input="hi",
+        stream=True,
+        extra_headers=H(ttfb_s=0.15, gap_s=0.01, output_tokens=5, request_id="req_b2"),
+    )
+    types = [e.type for e in stream]
+    assert types[-1] == "response.completed"
+    rec = one(records)
+    assert stream.otm is rec
+    t = rec.telemetry
+    assert (t.output_tokens, t.input_tokens, t.request_id, t.status) == (5, 12, "req_b2", "ok")
+    assert t.streamed and not t.tokens_estimated
+    assert t.ttft_s == pytest.approx(0.15, abs=0.05)
+    assert t.chunk_count == len(types)
+
+
+def test_beta_responses_raw_response(client: openai.OpenAI, records: list[Any]) -> None:
+    beta = _beta_responses(client)
+    raw = beta.with_raw_response.create(model="gpt-4.1", input="hi", extra_headers=H(output_tokens=3))
+    parsed = raw.parse()
+    assert parsed.otm is one(records) and records[0].telemetry.output_tokens == 3

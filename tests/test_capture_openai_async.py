@@ -13,7 +13,6 @@ import pytest
 from pydantic import BaseModel
 
 import otm
-from otm.capture import core
 from otm.testing.server import scenario_headers as H
 
 MESSAGES = [{"role": "user", "content": "Say hello."}]
@@ -26,9 +25,7 @@ class Answer(BaseModel):
 @pytest.fixture()
 def otm_openai() -> Iterator[None]:
     otm.instrument("openai")
-    saved = core.options.request_usage
     yield
-    core.options.request_usage = saved
     otm.uninstrument("openai")
 
 
@@ -404,3 +401,20 @@ async def test_async_break_ends_at_the_last_chunk_read(
     assert rec.telemetry.status == "abandoned"
     assert rec.telemetry.end_time is not None
     assert rec.telemetry.end_time <= broke_at + 0.05
+
+
+async def test_async_beta_responses(aclient: openai.AsyncOpenAI, records: list[Any]) -> None:
+    beta = getattr(aclient.beta, "responses", None)
+    if beta is None:
+        pytest.skip("this openai SDK has no client.beta.responses")
+    r = await beta.create(model="gpt-4.1", input="hi", extra_headers=H(output_tokens=3))
+    assert r.otm is records[-1] and records[-1].telemetry.output_tokens == 3
+    stream = await beta.create(
+        model="gpt-4.1", input="hi", stream=True, extra_headers=H(output_tokens=4)
+    )
+    async for _ in stream:
+        pass
+    assert stream.otm is records[-1] and records[-1].telemetry.output_tokens == 4
+    assert records[-1].telemetry.streamed
+    assert len(records) == 2
+    assert {x.telemetry.operation for x in records} == {"responses"}

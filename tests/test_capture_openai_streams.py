@@ -12,7 +12,8 @@ import openai
 import pytest
 
 import otm
-from otm.capture import core, openai_sdk
+from otm.capture import call as call_module
+from otm.capture import openai_sdk
 from otm.testing.server import scenario_headers as H
 
 MESSAGES = [{"role": "user", "content": "Say hello."}]
@@ -272,14 +273,16 @@ def test_uninstrument_with_a_later_wrapper_on_top(server: Any, records: list[Any
         Completions.create = original  # type: ignore[method-assign]
 
 
-def test_disabled_option_passes_through(client: openai.OpenAI, records: list[Any]) -> None:
-    core.options.enabled = False
-    try:
-        r = client.chat.completions.create(model="m", messages=MESSAGES)
-        for _ in client.chat.completions.create(model="m", messages=MESSAGES, stream=True):
-            pass
-    finally:
-        core.options.enabled = True
+def test_disabled_setting_passes_through(
+    client: openai.OpenAI, records: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Patches still installed (e.g. left by another instrumentor's stack), settings disabled.
+    from otm import config
+
+    monkeypatch.setattr(config._state, "current", config.Settings(disabled=True))
+    r = client.chat.completions.create(model="m", messages=MESSAGES)
+    for _ in client.chat.completions.create(model="m", messages=MESSAGES, stream=True):
+        pass
     assert records == [] and getattr(r, "otm", None) is None
 
 
@@ -325,7 +328,7 @@ def test_failing_record_build_is_contained(
     def boom(self: Any) -> Any:
         raise KeyError("build bug")
 
-    monkeypatch.setattr(core.Call, "_build", boom)
+    monkeypatch.setattr(call_module, "build_record", boom)
     r = client.chat.completions.create(model="m", messages=MESSAGES)
     stream = stream_of(client, output_tokens=2)
     assert len(list(stream)) == 5

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -16,7 +15,7 @@ import pytest
 
 import otm
 from otm import config
-from otm.capture import core
+from otm.capture.settings import snapshot
 from otm.config import ConfigError, configure, find_config_file, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,14 +30,11 @@ def clean_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pa
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    saved_options = dataclasses.replace(core.options, default_tags=dict(core.options.default_tags))
     logger = logging.getLogger("otm")
     saved_level = logger.level
     config.reset()
     yield work
     config.reset()
-    for f in dataclasses.fields(core.options):
-        setattr(core.options, f.name, getattr(saved_options, f.name))
     logger.setLevel(saved_level)
 
 
@@ -112,10 +108,23 @@ def test_each_setting_from_env(monkeypatch: pytest.MonkeyPatch, clean_config: Pa
         "OTM_OUTPUT_DIR": "runs/here",
         "OTM_DATA_FILE": str(data),
         "OTM_LOG_LEVEL": "warn",
+        "OTM_ELECTRICITYMAPS_TOKEN": " em-secret ",
+        "OTM_ELECTRICITYMAPS_URL": "https://em.example/v3/",
+        "OTM_LIVE_GRID": "yes",
+        "OTM_LIVE_GRID_TIMEOUT_S": "2.5",
+        "OTM_GRID_CACHE_DIR": "grid-cache",
+        "OTM_GRID_ZONES": "US-WA=US-NW-BPAT, aws:us-west-2 = US-NW-PACW",
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     s = resolve()
+    assert s.electricitymaps_token is not None
+    assert s.electricitymaps_token.get_secret_value() == "em-secret"
+    assert s.electricitymaps_url == "https://em.example/v3"
+    assert s.live_grid is True and s.live_grid_timeout_s == 2.5
+    assert s.grid_cache_dir == Path("grid-cache")
+    assert s.grid_zones == {"US-WA": "US-NW-BPAT", "aws:us-west-2": "US-NW-PACW"}
+    assert "em-secret" not in repr(s) and s.to_json()["electricitymaps_token"]["value"] == "**********"
     assert s.providers == ("openai", "google")
     assert s.capture_prompts is True and s.request_usage is True and s.disabled is False
     assert s.tags == {"team": "ml", "env": "prod"}
@@ -227,6 +236,12 @@ def test_configure_remembers_arguments_until_reset(monkeypatch: pytest.MonkeyPat
         ("OTM_DATA_FILE", "nowhere.json", ["'data_file'", "does not exist"]),
         ("OTM_DATA_FILE", "data.yaml", ["'data_file'", ".toml or .json"]),
         ("OTM_REGION", " ", []),  # blank means unset: no error
+        ("OTM_LIVE_GRID", "sometimes", ["'live_grid'", "true/false"]),
+        ("OTM_LIVE_GRID_TIMEOUT_S", "0", ["'live_grid_timeout_s'", "> 0"]),
+        ("OTM_LIVE_GRID_TIMEOUT_S", "soon", ["'live_grid_timeout_s'", "number of seconds"]),
+        ("OTM_ELECTRICITYMAPS_URL", "api.example", ["'electricitymaps_url'", "http(s) URL"]),
+        ("OTM_GRID_ZONES", "US-WA", ["'grid_zones'", "region=zone"]),
+        ("OTM_ELECTRICITYMAPS_TOKEN", "  ", []),  # blank: no token, no error
     ],
 )
 def test_bad_env_values_fail_at_configure_time_naming_key_and_choices(
@@ -269,7 +284,7 @@ def test_bad_arguments_fail_and_keep_previous_settings(
     with pytest.raises(ConfigError, match=needle):
         configure(**kwargs)  # type: ignore[arg-type]
     assert otm.settings() is before
-    assert core.options.capture_prompts is True
+    assert snapshot().capture_prompts is True
 
 
 def test_unknown_key_in_file_names_the_key_file_and_allowed_keys(clean_config: Path) -> None:
@@ -314,14 +329,13 @@ def test_configure_applies_capture_switches_and_log_level() -> None:
         tags={"team": "ml"},
         log_level="ERROR",
     )
-    assert core.options.enabled is True
-    assert core.options.capture_prompts is True
-    assert core.options.request_usage is True
-    assert core.options.default_tags == {"team": "ml"}
+    s = snapshot()  # what capture reads when a call starts
+    assert (s.disabled, s.capture_prompts, s.request_usage) == (False, True, True)
+    assert s.tags == {"team": "ml"}
     assert logging.getLogger("otm").level == logging.ERROR
     configure(capture_prompts=False, tags=None)
-    assert core.options.capture_prompts is False
-    assert core.options.default_tags == {}
+    assert snapshot().capture_prompts is False
+    assert snapshot().tags == {}
 
 
 def test_configure_sets_default_region() -> None:
@@ -329,20 +343,15 @@ def test_configure_sets_default_region() -> None:
     if data.find_region("DEU") is None:
         pytest.skip("packaged region data not built yet")
     configure(region="DEU")
-    assert core.options.default_region == "DEU"
+    assert snapshot().region == config.default_region() == "DEU"
 
 
-def test_lazy_first_use_applies_env_but_keeps_direct_option_changes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    core.options.request_usage = True  # set directly by code, not through settings
+def test_capture_reads_the_environment_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTM_CAPTURE_PROMPTS", "1")
-    s = otm.settings()
-    assert s.capture_prompts is True and core.options.capture_prompts is True
-    assert core.options.request_usage is True  # a default setting does not clobber it
-    # configure() is authoritative for everything
-    configure()
-    assert core.options.request_usage is False
+    assert snapshot().capture_prompts is True and otm.settings().capture_prompts is True
+    assert snapshot() is otm.settings()  # one snapshot, no copy kept by capture
+    configure(capture_prompts=False)
+    assert snapshot().capture_prompts is False
 
 
 def test_import_otm_reads_no_settings_and_stays_light(clean_config: Path) -> None:
@@ -421,3 +430,40 @@ def test_provider_names_match_capture_adapters() -> None:
     import otm.capture
 
     assert set(config.PROVIDERS) == set(otm.capture.ADAPTERS)
+
+
+# --------------------------------------------------------------------------- what other layers read
+
+
+def test_default_region_and_effective_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = pytest.importorskip("otm.data")
+    if data.find_region("FRA") is None:
+        pytest.skip("packaged region data not built yet")
+    assert config.default_region() is None and config.effective().region is None
+    monkeypatch.setenv("OTM_REGION", "FRA")
+    monkeypatch.setenv("OTM_TAGS", "team=ml,env=prod")
+    config.reset()
+    assert config.default_region() == "FRA"
+    eff = config.effective()
+    assert eff.region == "FRA" and eff.tags == {"team": "ml", "env": "prod"}
+    eff = config.effective(region="US-VA", tags=[{"env": "run"}, None, {"team": "client"}])
+    assert eff.region == "US-VA" and eff.tags == {"team": "client", "env": "run"}
+    # The merged tags are a new dict: editing them never changes the settings.
+    config.effective().tags["x"] = "y"
+    assert "x" not in otm.settings().tags
+
+
+def test_a_failing_subscriber_never_breaks_configure() -> None:
+    seen: list[object] = []
+
+    def broken(s: object) -> None:
+        raise RuntimeError("subscriber bug")
+
+    config.on_change(broken)
+    config.on_change(seen.append)
+    try:
+        s = configure(capture_prompts=True)
+        assert seen[-1] is s
+    finally:
+        config._subscribers.remove(broken)
+        config._subscribers.remove(seen.append)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import textwrap
@@ -13,7 +12,6 @@ import pytest
 
 import otm
 from otm import config
-from otm.capture import core
 
 data = pytest.importorskip("otm.data")
 
@@ -28,14 +26,11 @@ def clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
         if key.startswith("OTM_"):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
-    saved = dataclasses.replace(core.options, default_tags=dict(core.options.default_tags))
     data.unregister_all()
     config.reset()
     yield tmp_path
     data.unregister_all()
     config.reset()
-    for f in dataclasses.fields(core.options):
-        setattr(core.options, f.name, getattr(saved, f.name))
 
 
 def _acme() -> object:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import logging
 import os
@@ -17,7 +16,9 @@ import pytest
 
 import otm
 from otm import config
-from otm.capture import ADAPTERS, core
+from otm.capture import ADAPTERS
+from otm.capture.patching import registry
+from otm.capture.settings import snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,14 +30,11 @@ def clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
     otm.uninstrument()
-    saved = dataclasses.replace(core.options, default_tags=dict(core.options.default_tags))
     level = logging.getLogger("otm").level
     config.reset()
     yield
     otm.uninstrument()
     config.reset()
-    for f in dataclasses.fields(core.options):
-        setattr(core.options, f.name, getattr(saved, f.name))
     logging.getLogger("otm").setLevel(level)
 
 
@@ -83,10 +81,10 @@ def test_env_kill_switch_installs_no_patch(
     monkeypatch.setenv("OTM_DISABLED", "1")
     assert otm.instrument() == []
     assert otm.instrument(list(targets)) == []
-    assert core.registry.installed() == set()
+    assert registry.installed() == set()
     after = _methods(targets)
     assert all(after[k] is before[k] for k in before)
-    assert core.options.enabled is False
+    assert snapshot().disabled is True
     assert otm.settings().source("disabled") == "env:OTM_DISABLED"
 
 
@@ -96,7 +94,7 @@ def test_kill_switch_holds_even_when_other_settings_are_invalid(
     monkeypatch.setenv("OTM_DISABLED", "true")
     monkeypatch.setenv("OTM_LOG_LEVEL", "nonsense")
     assert otm.instrument() == []
-    assert core.registry.installed() == set()
+    assert registry.installed() == set()
     assert otm.settings().disabled is True
 
 
@@ -110,8 +108,8 @@ def test_kill_switch_holds_with_a_region_or_data_file_that_fail_later_checks(
     bad.write_text("[[models]]\nid = 'x'\ntotal_params_b = 'lots'\n")
     monkeypatch.setenv("OTM_DATA_FILE", str(bad))
     assert otm.instrument() == []
-    assert core.registry.installed() == set()
-    assert core.options.enabled is False
+    assert registry.installed() == set()
+    assert snapshot().disabled is True
 
 
 def test_invalid_env_without_kill_switch_fails_at_instrument(
@@ -127,9 +125,9 @@ def test_configure_disabled_removes_installed_patches(
 ) -> None:
     before = _methods(targets)
     otm.instrument()
-    assert core.registry.installed()
+    assert registry.installed()
     otm.configure(disabled=True)
-    assert core.registry.installed() == set()
+    assert registry.installed() == set()
     assert _methods(targets) == before
     assert otm.instrument() == []
     otm.configure(disabled=False)
@@ -147,7 +145,7 @@ def test_providers_setting_limits_what_instrument_patches(
 def test_auto_instrument_patches_at_configure(targets: dict[str, list[tuple[type, str]]]) -> None:
     chosen = min(targets)
     otm.configure(auto_instrument=True, providers=[chosen])
-    assert core.registry.installed() == {chosen}
+    assert registry.installed() == {chosen}
 
 
 def test_auto_instrument_keeps_configure_arguments_over_env(
@@ -155,8 +153,8 @@ def test_auto_instrument_keeps_configure_arguments_over_env(
 ) -> None:
     monkeypatch.setenv("OTM_CAPTURE_PROMPTS", "1")
     otm.configure(capture_prompts=False, auto_instrument=True)
-    assert core.registry.installed() >= set(targets)
-    assert core.options.capture_prompts is False
+    assert registry.installed() >= set(targets)
+    assert snapshot().capture_prompts is False
     assert otm.settings().source("capture_prompts") == "argument"
 
 
@@ -168,7 +166,7 @@ def test_wrap_under_kill_switch_returns_the_client_and_records_nothing(
     client = openai.OpenAI(base_url=server.openai_base_url, api_key="test", max_retries=0)
     create = type(client.chat.completions).__dict__["create"]
     assert otm.wrap(client) is client
-    assert core.registry.installed() == set()
+    assert registry.installed() == set()
     assert type(client.chat.completions).__dict__["create"] is create
     r = client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
@@ -189,7 +187,7 @@ def test_kill_switch_in_a_fresh_interpreter(tmp_path: Path) -> None:
         assert otm.instrument() == []
         client = otm.wrap(openai.OpenAI(api_key="x"))
         assert m.Completions.__dict__["create"] is original
-        from otm.capture.core import registry
+        from otm.capture.patching import registry
         assert registry.installed() == set()
         print("untouched")
         """

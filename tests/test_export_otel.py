@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from otm import events as otm_events
 from otm.deployment import Deployment
 from otm.events import emit
 from otm.export.otel import OtelExporter, span_attributes, span_name
@@ -105,19 +106,29 @@ def make_record(
     tags: dict[str, str] | None = None,
     region: str | None = None,
     assumptions: dict[str, Any] | None = None,
+    server: str | None = "api.openai.com",
 ) -> Record:
     t = Telemetry(
         provider=provider,
         model=model,
-        request_id="resp_123",
+        request_model=model,
+        response_model=f"{model}-2025-01-01" if status == "ok" else None,
+        request_id="req_123",
+        response_id="chatcmpl-123" if status == "ok" else None,
+        finish_reasons=("stop",) if status == "ok" else None,
+        server_address=server,
+        server_port=443 if server else None,
         operation=operation,  # type: ignore[arg-type]
         start_time=T0,
+        first_chunk_time=T0 + 0.35,
+        chunk_count=83,
         first_token_time=T0 + 0.4,
         last_token_time=T0 + 2.4,
         end_time=T0 + 2.5,
         input_tokens=120,
         cached_input_tokens=20,
         output_tokens=81,
+        reasoning_tokens=5,
         streamed=True,
         status=status,  # type: ignore[arg-type]
         error_type="RateLimitError" if status == "error" else None,
@@ -139,10 +150,12 @@ def test_span_carries_genai_and_otm_attributes(otel: Otel) -> None:
     a = dict(span.attributes or {})
     assert a["gen_ai.operation.name"] == "chat"
     assert a["gen_ai.provider.name"] == a["gen_ai.system"] == "openai"
-    assert a["gen_ai.request.model"] == a["gen_ai.response.model"] == "gpt-4o-mini"
-    assert a["gen_ai.response.id"] == "resp_123"
+    assert a["gen_ai.request.model"] == "gpt-4o-mini"
+    assert a["gen_ai.response.model"] == "gpt-4o-mini-2025-01-01"
+    assert a["gen_ai.response.id"] == "chatcmpl-123" and a["otm.request_id"] == "req_123"
     assert a["gen_ai.usage.input_tokens"] == 120 and a["gen_ai.usage.output_tokens"] == 81
     assert a["gen_ai.usage.cache_read.input_tokens"] == 20
+    assert a["gen_ai.usage.reasoning.output_tokens"] == 5
     assert a["otm.energy_wh"] == pytest.approx(0.3)
     assert (a["otm.energy_wh.low"], a["otm.energy_wh.high"]) == pytest.approx((0.15, 0.9))
     assert (a["otm.carbon_g"], a["otm.carbon_g.low"], a["otm.carbon_g.high"]) == pytest.approx(
@@ -212,7 +225,7 @@ def test_metrics_sum_and_histograms(otel: Otel) -> None:
     assert dur.count == 2 and dur.sum == pytest.approx(5.0)
     assert otel.unit("gen_ai.client.operation.duration") == "s"
     ttft = otel.points("gen_ai.client.operation.time_to_first_chunk")
-    assert sum(p.count for p in ttft) == 3 and sum(p.sum for p in ttft) == pytest.approx(1.2)
+    assert sum(p.count for p in ttft) == 3 and sum(p.sum for p in ttft) == pytest.approx(1.05)
 
 
 def test_background_estimates_off_the_calling_thread(
@@ -235,10 +248,10 @@ def test_background_estimates_off_the_calling_thread(
         emit(r)
     assert exporter.flush(5.0)
     assert len(otel.spans.get_finished_spans()) == 5
-    assert threads == ["otm-otel-exporter"] * 5
+    assert threads == ["otm-delivery"] * 5  # the shared background delivery's worker
+    assert exporter.delivery is otm_events.delivery()
     assert all(r._impact is not None for r in records)  # cached on the record for everyone else
     exporter.uninstall()
-    assert not any(t.name == "otm-otel-exporter" for t in threading.enumerate())
     emit(make_record())
     assert len(otel.spans.get_finished_spans()) == 5  # no longer listening
 
@@ -340,10 +353,13 @@ def test_full_queue_drops_instead_of_blocking(
     emit(make_record(wh=None))  # dropped
     emit(make_record(wh=None))  # dropped
     assert exporter.dropped == 2
-    assert sum("queue full" in r.getMessage() for r in caplog.records) == 1
+    assert sum("is full" in r.getMessage() for r in caplog.records) == 1
     gate.set()
     assert exporter.flush(5.0)
     assert len(otel.spans.get_finished_spans()) == 2
+    exporter.uninstall()
+    # a dedicated queue (max_queue given) has its own worker, stopped on uninstall
+    assert not any(t.name == "otm-otel-exporter" for t in threading.enumerate())
 
 
 def test_install_is_idempotent_and_a_context_manager(otel: Otel) -> None:
@@ -376,6 +392,7 @@ def test_attribute_mapping() -> None:
         model="gemini-2.5-flash",
         operation="generate_content",
         assumptions={"model": {"source": "published"}, "region": {"code": "US-VA"}},
+        server="generativelanguage.googleapis.com",
     )
     a = span_attributes(r, r._impact)
     assert a["gen_ai.provider.name"] == "gcp.gemini"

@@ -301,13 +301,11 @@ def test_end_to_end_with_the_openai_client(server, instrumented) -> None:
     assert run.totals.output_tokens > 0
 
 
-def test_tag_precedence_defaults_then_runs_then_client(server, records) -> None:
+def test_tag_precedence_defaults_then_runs_then_client(server, records, configure) -> None:
     """Configured tags < run tags (inner wins) < the wrapped client's tags."""
     openai = pytest.importorskip("openai")
-    from otm.capture.core import options
 
-    saved = dict(options.default_tags)
-    options.default_tags = {"team": "global", "env": "prod", "who": "default"}
+    configure(tags={"team": "global", "env": "prod", "who": "default"})
     otm.instrument(["openai"])
     try:
         plain = openai.OpenAI(base_url=server.openai_base_url, api_key="test", max_retries=0)
@@ -328,7 +326,6 @@ def test_tag_precedence_defaults_then_runs_then_client(server, records) -> None:
         outer()
     finally:
         otm.uninstrument()
-        options.default_tags = saved
     first, second = records[-2].tags, records[-1].tags
     assert first == {"team": "outer", "env": "prod", "who": "default", "step": "inner"}
     assert second == {"team": "outer", "env": "prod", "who": "client", "step": "outer"}

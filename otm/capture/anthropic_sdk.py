@@ -26,31 +26,26 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 from collections.abc import Callable
 from typing import Any
 
+import anthropic
+import pydantic
+
 from otm._log import log_once
-from otm.capture.core import (
-    ATTR,
-    Call,
-    _inert,
-    attach,
-    get_client_settings,
-    guarded,
-    instrument_stream,
-    make_async_wrapper,
-    make_sync_wrapper,
-    options,
-    provider_from_host,
-    settings_keys_of,
-    stream_call,
-)
+from otm.capture.attribution import Host, host_from_name, host_of, server_of
+from otm.capture.call import Call
+from otm.capture.clients import get_client_settings, settings_keys_of
+from otm.capture.patching import is_inert
+from otm.capture.sanitize import count
+from otm.capture.settings import snapshot
+from otm.capture.stainless import ASTREAM, STREAM, JsonView, StainlessSDK, swap_stream_manager
+from otm.capture.streams import Observer
+from otm.capture.wrappers import make_async_wrapper, make_sync_wrapper
 
 PROVIDER = "anthropic"
 OPERATION = "chat"
 REQUEST_ID_HEADER = "request-id"
-
 
 
 # --------------------------------------------------------------------------- adapter protocol
@@ -66,14 +61,18 @@ def owns(client: Any) -> bool:
         return type(client).__module__.split(".")[0] == "anthropic" and hasattr(client, "messages")
 
 
-def detect_provider(client: Any) -> str:
-    """``"local"`` for a base URL on this machine or a private network, else ``"anthropic"``."""
-    try:
-        host = str(getattr(client.base_url, "host", "") or "")
-    except Exception as exc:  # pragma: no cover - defensive
-        log_once("anthropic.detect_provider", exc)
-        return PROVIDER
-    return provider_from_host(host, PROVIDER)
+def _detect(client: Any) -> Host:
+    host = str(getattr(getattr(client, "base_url", None), "host", "") or "")
+    return host_from_name(host, vendor=PROVIDER, unknown=PROVIDER)
+
+
+def detect_host(client: Any) -> Host:
+    """What an anthropic client's ``base_url`` host says (decided once per client)."""
+    return host_of(client, _detect)
+
+
+def model_bases() -> tuple[type, ...]:
+    return (anthropic.BaseModel,)
 
 
 def settings_keys(client: Any) -> list[object]:
@@ -97,21 +96,20 @@ def targets() -> list[tuple[type, str, Callable[..., Any]]]:
 
         groups.append((BetaMessages, BetaAsyncMessages))
     for sync_cls, async_cls in groups:
-        out.append((sync_cls, "create", make_sync_wrapper("anthropic.create", _begin, _complete_sync)))
-        out.append((sync_cls, "parse", make_sync_wrapper("anthropic.parse", _begin, _complete_sync)))
-        out.append((sync_cls, "stream", _make_stream_helper_wrapper(is_async=False)))
-        out.append((async_cls, "create", make_async_wrapper("anthropic.create", _begin, _complete_async)))
-        out.append((async_cls, "parse", make_async_wrapper("anthropic.parse", _begin, _complete_async)))
+        out.append((sync_cls, "create", make_sync_wrapper("anthropic.create", _begin, SDK.complete)))
+        out.append((sync_cls, "parse", make_sync_wrapper("anthropic.parse", _begin, SDK.complete)))
+        out.append((sync_cls, "stream", _make_stream_helper_wrapper()))
+        out.append((async_cls, "create", make_async_wrapper("anthropic.create", _begin, SDK.complete)))
+        out.append((async_cls, "parse", make_async_wrapper("anthropic.parse", _begin, SDK.complete)))
         # AsyncMessages.stream is a plain method returning an async context manager.
-        out.append((async_cls, "stream", _make_stream_helper_wrapper(is_async=True)))
+        out.append((async_cls, "stream", _make_stream_helper_wrapper()))
     return out
 
 
 # --------------------------------------------------------------------------- starting a call
 
 
-def _settings_for(resource: Any) -> Any:
-    return get_client_settings(getattr(resource, "_client", None))
+_OWN_API = Host(PROVIDER, "api")
 
 
 def _block_text(block: Any) -> str:
@@ -162,8 +160,18 @@ def _is_omitted(value: Any) -> bool:
 
 def _new_call(resource: Any, kwargs: dict[str, Any], *, streamed: bool) -> Call:
     model = kwargs.get("model")
-    call = Call(PROVIDER, OPERATION, model if isinstance(model, str) else None, _settings_for(resource), streamed=streamed)
-    if options.capture_prompts:
+    client = getattr(resource, "_client", None)
+    host = detect_host(client) if client is not None else _OWN_API
+    call = Call(
+        host.provider,
+        OPERATION,
+        model if isinstance(model, str) else None,
+        get_client_settings(client),
+        streamed=streamed,
+        host_kind=host.kind,
+    )
+    call.server(server_of(getattr(resource, "_client", None)))
+    if call.config.capture_prompts:
         call.text_parts = []
     # The prompt is measured when the call finishes, off the call's own path
     # (and not at all twice when usage arrives, as it nearly always does).
@@ -178,7 +186,7 @@ def _prepare_prompt(call: Call) -> None:
         return
     prompt = _prompt_text(kwargs)
     call.input_text_length = len(prompt)
-    if options.capture_prompts:
+    if call.config.capture_prompts:
         call.prompt = prompt
 
 
@@ -202,12 +210,18 @@ class _Usage:
 
 
 def _apply_usage(call: Call, usage: Any, parts: _Usage) -> None:
-    """Overwrite ``call``'s token figures with what ``usage`` reports (None fields keep theirs)."""
+    """Overwrite ``call``'s token figures with what ``usage`` reports (None fields keep theirs).
+
+    The components are added up here, so each is checked first (a server
+    sending text or negative counts costs only that count, noted)."""
     if usage is None:
         return
-    fresh = getattr(usage, "input_tokens", None)
-    read = getattr(usage, "cache_read_input_tokens", None)
-    write = getattr(usage, "cache_creation_input_tokens", None)
+    notes = call.notes
+    fresh = count(getattr(usage, "input_tokens", None), "input_tokens", notes)
+    read = count(getattr(usage, "cache_read_input_tokens", None), "cache_read_input_tokens", notes)
+    write = count(
+        getattr(usage, "cache_creation_input_tokens", None), "cache_creation_input_tokens", notes
+    )
     if fresh is not None:
         parts.fresh = fresh
     if read is not None:
@@ -217,6 +231,7 @@ def _apply_usage(call: Call, usage: Any, parts: _Usage) -> None:
     if parts.fresh is not None or parts.cache_read is not None or parts.cache_write is not None:
         call.input_tokens = (parts.fresh or 0) + (parts.cache_read or 0) + (parts.cache_write or 0)
         call.cached_input_tokens = parts.cache_read or 0
+        call.cache_write_tokens = parts.cache_write
     out = getattr(usage, "output_tokens", None)
     if out is not None:
         call.output_tokens = out
@@ -236,6 +251,10 @@ def _read_message(call: Call, message: Any) -> None:
     rid = getattr(message, "_request_id", None)
     if isinstance(rid, str) and rid:
         call.request_id = rid
+    mid = getattr(message, "id", None)
+    if isinstance(mid, str) and mid:
+        call.response_id = mid
+    call.finish_reason(getattr(message, "stop_reason", None))
     content = getattr(message, "content", None) or ()
     texts: list[str] = []
     for block in content:
@@ -246,23 +265,21 @@ def _read_message(call: Call, message: Any) -> None:
             texts.append(getattr(block, "thinking", "") or "")
         elif kind in ("tool_use", "server_tool_use"):
             value = getattr(block, "input", None)
-            if isinstance(value, _AttrView):
-                value = value._d
+            if isinstance(value, JsonView):
+                value = value.data
             try:
                 texts.append(json.dumps(value, separators=(",", ":")))
             except (TypeError, ValueError):
                 pass
     call.output_text_length = sum(len(t) for t in texts)
-    if options.capture_prompts:
+    if call.config.capture_prompts:
         call.completion = "".join(t for t, b in zip(texts, content) if getattr(b, "type", None) == "text")
 
 
-def _finish_message(call: Call, message: Any) -> Any:
+def _read_model(call: Call, message: Any) -> None:
     _read_message(call, message)
     if call.http_status is None:
         call.http_status = 200
-    call.finish("ok", holder=message)
-    return message
 
 
 # --------------------------------------------------------------------------- streams
@@ -309,227 +326,44 @@ def _observe(call: Call, event: Any) -> None:
         model = getattr(message, "model", None)
         if isinstance(model, str):
             call.served_model = model
+        mid = getattr(message, "id", None)
+        if isinstance(mid, str) and mid:
+            call.response_id = mid
     elif kind == "message_delta":
         call.chunk(False)
         _apply_usage(call, getattr(event, "usage", None), _stream_usage(call))
+        call.finish_reason(getattr(getattr(event, "delta", None), "stop_reason", None))
     else:
         call.chunk(False)
 
 
-def _instrument_raw_stream(call: Call, stream: Any, *, is_async: bool) -> Any:
-    """Request id and status from the HTTP response, then the class swap of core."""
-    response = getattr(stream, "response", None)
-    if response is not None:
-        try:
-            rid = response.headers.get(REQUEST_ID_HEADER)
-            if rid:
-                call.request_id = rid
-            call.http_status = response.status_code
-        except Exception as exc:
-            log_once("anthropic.stream.headers", exc)
-    return instrument_stream(stream, call, _observe, is_async=is_async)
+def _observer(call: Call) -> Observer:
+    return _observe
 
 
-def _is_stream(obj: Any) -> bool:
-    try:
-        from anthropic import AsyncStream, Stream
-
-        return isinstance(obj, (Stream, AsyncStream))
-    except Exception:  # pragma: no cover
-        return False
-
-
-def _is_api_response(obj: Any) -> bool:
-    try:
-        from anthropic._response import BaseAPIResponse
-
-        return isinstance(obj, BaseAPIResponse)
-    except Exception:  # pragma: no cover
-        return False
-
-
-def _complete_sync(call: Call, result: Any) -> Any:
-    if _is_stream(result):
-        return _instrument_raw_stream(call, result, is_async=False)
-    if _is_api_response(result):
-        return _instrument_api_response(call, result, is_async=False)
-    return _finish_message(call, result)
-
-
-def _complete_async(call: Call, result: Any) -> Any:
-    if _is_stream(result):
-        return _instrument_raw_stream(call, result, is_async=True)
-    if _is_api_response(result):
-        return _instrument_api_response(call, result, is_async=True)
-    return _finish_message(call, result)
-
-
-# --------------------------------------------------------------------------- raw responses
-
-_swapped: dict[tuple[type, str], type] = {}
-_swapped_lock = threading.Lock()
-
-
-def _swap_class(obj: Any, kind: str, make: Callable[[Any], type]) -> None:
-    """Give ``obj`` a cached subclass of its class (same name, same isinstance)."""
-    base = type(obj)
-    key = (base, kind)
-    sub = _swapped.get(key)
-    if sub is None:
-        with _swapped_lock:
-            sub = _swapped.get(key)
-            if sub is None:
-                sub = make(base)
-                _swapped[key] = sub
-    obj.__class__ = sub
-
-
-def _after_parse(resp: Any, call: Call, parsed: Any, is_async: bool) -> None:
-    if _is_stream(parsed):
-        if stream_call(parsed) is None:
-            _instrument_raw_stream(call, parsed, is_async=is_async)
-        return
-    if call.status == "pending":
-        if _is_model(parsed):
-            _finish_message(call, parsed)
-        else:  # parse(to=dict) and the like: read the body instead
-            _finish_from_body(call, resp)
-    elif call.record is not None and _is_model(parsed):
-        attach(parsed, call.record)
-
-
-def _is_model(obj: Any) -> bool:
-    try:
-        import pydantic
-
-        return isinstance(obj, pydantic.BaseModel)
-    except Exception:  # pragma: no cover
-        return False
-
-
-def _make_sync_response_class(base: Any) -> type:
-    def parse(self: Any, **kwargs: Any) -> Any:
-        parsed = base.parse(self, **kwargs)
-        call = self.__dict__.get("_otm_call")
-        if call is not None:
-            guarded("anthropic.raw.parse", _after_parse, self, call, parsed, False)
-        return parsed
-
-    def close(self: Any) -> Any:
-        try:
-            return base.close(self)
-        finally:
-            call = self.__dict__.get("_otm_call")
-            if call is not None:
-                guarded("anthropic.raw.close", _close_unparsed, self, call)
-
-    return type(base.__name__, (base,), {"parse": parse, "close": close, "__module__": base.__module__})
-
-
-def _make_async_response_class(base: Any) -> type:
-    async def parse(self: Any, **kwargs: Any) -> Any:
-        parsed = await base.parse(self, **kwargs)
-        call = self.__dict__.get("_otm_call")
-        if call is not None:
-            guarded("anthropic.raw.parse", _after_parse, self, call, parsed, True)
-        return parsed
-
-    async def close(self: Any) -> Any:
-        try:
-            return await base.close(self)
-        finally:
-            call = self.__dict__.get("_otm_call")
-            if call is not None:
-                guarded("anthropic.raw.close", _close_unparsed, self, call)
-
-    return type(base.__name__, (base,), {"parse": parse, "close": close, "__module__": base.__module__})
-
-
-def _close_unparsed(resp: Any, call: Call) -> None:
-    """A raw response closed without ``parse()``: read usage from the body if it was read."""
-    if call.status != "pending":
-        return
-    if call.streamed:
-        # Streamed bytes read by hand (iter_lines...): no events were observed.
-        call.finish("abandoned")
-        return
-    _finish_from_body(call, resp)
-
-
-class _AttrView:
-    """Attribute access over a JSON dict, so the model readers work on raw bodies."""
-
-    __slots__ = ("_d",)
-
-    def __init__(self, d: dict[str, Any]) -> None:
-        self._d = d
-
-    def __getattr__(self, name: str) -> Any:
-        value = self._d.get(name)
-        if isinstance(value, dict):
-            return _AttrView(value)
-        if isinstance(value, list):
-            return [_AttrView(v) if isinstance(v, dict) else v for v in value]
-        return value
-
-
-def _instrument_api_response(call: Call, resp: Any, *, is_async: bool) -> Any:
-    """``with_raw_response`` / ``with_streaming_response``: figures when ``parse()`` runs."""
-    try:
-        call.http_status = resp.status_code
-        rid = resp.headers.get(REQUEST_ID_HEADER)
-        if rid:
-            call.request_id = rid
-    except Exception as exc:
-        log_once("anthropic.raw.headers", exc)
-    resp.__dict__["_otm_call"] = call
-    resp.__dict__.setdefault(ATTR, None)
-    _swap_class(resp, "async" if is_async else "sync", _make_async_response_class if is_async else _make_sync_response_class)
-    call.hold(resp)
-    if not call.streamed and _body_read(resp):
-        # with_raw_response: the body is already here, so the call is over. Usage is
-        # read from the JSON (no SDK parse on the user's behalf); the object the
-        # user's own parse() returns receives .otm too.
-        _finish_from_body(call, resp)
-    else:
-        call.finalise_on_gc(resp)
-    return resp
-
-
-def _body_read(resp: Any) -> bool:
-    try:
-        resp.http_response.content  # noqa: B018 - raises ResponseNotRead when not read
-        return True
-    except Exception:
-        return False
-
-
-def _finish_from_body(call: Call, resp: Any) -> None:
-    """Usage, model and text from a raw response's JSON body (when it has been read)."""
-    body: Any = None
-    if _body_read(resp):
-        try:
-            body = json.loads(resp.http_response.content)
-        except ValueError:
-            body = None
-    if isinstance(body, dict):
-        _read_message(call, _AttrView(body))
-    call.finish("ok", holder=resp)
+SDK = StainlessSDK(
+    anthropic,
+    request_id_header=REQUEST_ID_HEADER,
+    observer=_observer,
+    read_model=_read_model,
+    # parse(to=...) may return any pydantic model; the reader reads what it has.
+    model_type=pydantic.BaseModel,
+)
 
 
 # --------------------------------------------------------------------------- messages.stream()
 
 
-def _make_stream_helper_wrapper(*, is_async: bool) -> Callable[..., Any]:
+def _make_stream_helper_wrapper() -> Callable[..., Any]:
     """Wraps ``messages.stream``: the request is sent on ``__enter__``, so the call starts there."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         manager = wrapped(*args, **kwargs)
-        if not options.enabled or id(wrapper) in _inert:
+        if snapshot().disabled or is_inert(wrapper):
             return manager
         try:
             manager.__dict__["_otm_begin"] = (instance, dict(kwargs))
-            _swap_class(manager, "manager", _make_async_manager_class if is_async else _make_sync_manager_class)
+            swap_stream_manager(manager, _HELPER_START, "anthropic.stream")
         except Exception as exc:
             log_once("anthropic.stream", exc)
         return manager
@@ -537,79 +371,35 @@ def _make_stream_helper_wrapper(*, is_async: bool) -> Callable[..., Any]:
     return wrapper
 
 
-def _link_helper(call: Call, helper: Any, *, is_async: bool) -> None:
-    raw = getattr(helper, "_raw_stream", None)
-    if raw is None or not _is_stream(raw):
-        log_once("anthropic.stream.raw", message="otm: anthropic stream helper without a raw stream; not measured")
-        return
-    _instrument_raw_stream(call, raw, is_async=is_async)
-    helper.__dict__.setdefault(ATTR, None)
-    _swap_class(helper, "helper", _make_async_helper_class if is_async else _make_sync_helper_class)
-    call.hold(helper)
+class _HelperStart:
+    """``messages.stream()`` never calls ``create()``: its call starts when the
+    manager is entered, and reports to the raw stream the helper reads."""
 
+    def begin(self, manager: Any) -> Call | None:
+        begin = manager.__dict__.pop("_otm_begin", None)
+        if begin is None or snapshot().disabled:
+            return None
+        resource, kwargs = begin
+        return _new_call(resource, kwargs, streamed=True)
 
-def _start_helper_call(manager: Any) -> Call | None:
-    begin = manager.__dict__.pop("_otm_begin", None)
-    if begin is None or not options.enabled:
-        return None
-    resource, kwargs = begin
-    return _new_call(resource, kwargs, streamed=True)
-
-
-def _make_sync_manager_class(base: Any) -> type:
-    def __enter__(self: Any) -> Any:
-        call = guarded("anthropic.stream.begin", _start_helper_call, self)
+    def end(self, call: Call | None, helper: Any, exc: BaseException | None) -> Call | None:
         if call is None:
-            return base.__enter__(self)
-        try:
-            helper = base.__enter__(self)
-        except BaseException as exc:
-            guarded("anthropic.stream.fail", call.fail, exc)
-            raise
-        guarded("anthropic.stream.link", lambda: _link_helper(call, helper, is_async=False))
-        return helper
-
-    return type(base.__name__, (base,), {"__enter__": __enter__, "__module__": base.__module__})
-
-
-def _make_async_manager_class(base: Any) -> type:
-    async def __aenter__(self: Any) -> Any:
-        call = guarded("anthropic.stream.begin", _start_helper_call, self)
-        if call is None:
-            return await base.__aenter__(self)
-        try:
-            helper = await base.__aenter__(self)
-        except BaseException as exc:
-            guarded("anthropic.stream.fail", call.fail, exc)
-            raise
-        guarded("anthropic.stream.link", lambda: _link_helper(call, helper, is_async=True))
-        return helper
-
-    return type(base.__name__, (base,), {"__aenter__": __aenter__, "__module__": base.__module__})
+            return None
+        if exc is not None:
+            call.fail(exc)
+            return None
+        raw = getattr(helper, "_raw_stream", None)
+        if raw is None or SDK.kind(type(raw)) not in (STREAM, ASTREAM):
+            log_once(
+                "anthropic.stream.raw",
+                message="otm: anthropic stream helper without a raw stream; not measured",
+            )
+            return None
+        SDK.start_stream(call, raw, is_async=SDK.kind(type(raw)) == ASTREAM)
+        return call
 
 
-def _attach_final(helper: Any, message: Any) -> None:
-    record = helper.__dict__.get(ATTR)
-    if record is not None:
-        attach(message, record)
+_HELPER_START = _HelperStart()
 
 
-def _make_sync_helper_class(base: Any) -> type:
-    def get_final_message(self: Any) -> Any:
-        message = base.get_final_message(self)
-        guarded("anthropic.stream.final", _attach_final, self, message)
-        return message
-
-    return type(base.__name__, (base,), {"get_final_message": get_final_message, "__module__": base.__module__})
-
-
-def _make_async_helper_class(base: Any) -> type:
-    async def get_final_message(self: Any) -> Any:
-        message = await base.get_final_message(self)
-        guarded("anthropic.stream.final", _attach_final, self, message)
-        return message
-
-    return type(base.__name__, (base,), {"get_final_message": get_final_message, "__module__": base.__module__})
-
-
-__all__ = ["detect_provider", "owns", "settings_keys", "targets"]
+__all__ = ["PROVIDER", "model_bases", "detect_host", "owns", "settings_keys", "targets"]

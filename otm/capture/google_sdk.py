@@ -34,19 +34,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from otm._log import log_once
-from otm.capture.core import (
-    AsyncStreamProxy,
-    Call,
-    SyncStreamProxy,
-    _inert,
-    get_client_settings,
-    guarded,
-    make_async_wrapper,
-    make_sync_wrapper,
-    options,
-    provider_from_host,
-    settings_keys_of,
-)
+from otm.capture.attribution import Host, host_from_name, host_of, server_of
+from otm.capture.call import Call
+from otm.capture.clients import get_client_settings, settings_keys_of
+from otm.capture.patching import is_inert
+from otm.capture.sanitize import count
+from otm.capture.streams import AsyncStreamProxy, SyncStreamProxy
+from otm.capture.wrappers import guarded, make_async_wrapper, make_sync_wrapper
 
 PROVIDER = "google"
 
@@ -70,18 +64,22 @@ def _base_url(api_client: Any) -> str:
     return str(url)
 
 
-def detect_provider(client: Any) -> str:
-    """``"local"`` for a base URL on this machine, else ``"google"`` (Gemini API and Vertex AI)."""
-    try:
-        from urllib.parse import urlsplit
+def _detect(api_client: Any) -> Host:
+    from urllib.parse import urlsplit
 
-        host = urlsplit(_base_url(getattr(client, "_api_client", None))).hostname
-    except Exception as exc:  # pragma: no cover - defensive
-        log_once("google.detect_provider", exc)
-        return PROVIDER
-    if host and provider_from_host(host, PROVIDER) == "local":
-        return "local"
-    return PROVIDER
+    host = urlsplit(_base_url(api_client)).hostname
+    return host_from_name(host, vendor=PROVIDER, unknown=PROVIDER)
+
+
+def detect_host(client: Any) -> Host:
+    """What the base URL of a ``genai.Client`` (or of its API client) says, decided once."""
+    return host_of(getattr(client, "_api_client", client), _detect)
+
+
+def model_bases() -> tuple[type, ...]:
+    from google.genai import _common
+
+    return (_common.BaseModel,)
 
 
 def settings_keys(client: Any) -> list[object]:
@@ -139,7 +137,8 @@ class _State:
     def add_round(self, response: Any) -> None:
         """A non-streamed round returned: add its usage."""
         self.rounds += 1
-        figures = _usage_figures(getattr(response, "usage_metadata", None))
+        notes = self.call.notes if self.call is not None else []
+        figures = _usage_figures(getattr(response, "usage_metadata", None), notes)
         if figures is not None:
             self.base = _add(self.base, figures)
 
@@ -157,6 +156,10 @@ class _State:
         has_content = False
         candidates = chunk.candidates
         if candidates:
+            for cand in candidates:
+                reason = cand.finish_reason
+                if reason is not None:
+                    call.finish_reason(reason)
             content = candidates[0].content
             parts = content.parts if content is not None else None
             if parts:
@@ -170,7 +173,7 @@ class _State:
         call.chunk(has_content)
         usage = chunk.usage_metadata
         if usage is not None:
-            self.cur = _usage_figures(usage)
+            self.cur = _usage_figures(usage, call.notes)
             self.apply(call)
         if call.served_model is None:
             model = chunk.model_version
@@ -180,6 +183,7 @@ class _State:
             rid = chunk.response_id
             if rid:
                 call.request_id = rid
+                call.response_id = rid
 
     def latest(self) -> Any:
         return self.last
@@ -191,15 +195,24 @@ def _add(a: list[int] | None, b: list[int]) -> list[int]:
     return [x + y for x, y in zip(a, b)]
 
 
-def _usage_figures(usage: Any) -> list[int] | None:
-    """[input incl. cached, cached, output incl. thoughts, thoughts] from usage metadata."""
+def _usage_figures(usage: Any, notes: list[str]) -> list[int] | None:
+    """[input incl. cached, cached, output incl. thoughts, thoughts] from usage metadata.
+
+    The counts are added up here, so each is checked first (an unusable one
+    counts as absent, noted in ``notes``)."""
     if usage is None:
         return None
-    prompt = getattr(usage, "prompt_token_count", None)
-    tool_prompt = getattr(usage, "tool_use_prompt_token_count", None)
-    cached = getattr(usage, "cached_content_token_count", None)
-    candidates = getattr(usage, "candidates_token_count", None)
-    thoughts = getattr(usage, "thoughts_token_count", None)
+    prompt = count(getattr(usage, "prompt_token_count", None), "prompt_token_count", notes)
+    tool_prompt = count(
+        getattr(usage, "tool_use_prompt_token_count", None), "tool_use_prompt_token_count", notes
+    )
+    cached = count(
+        getattr(usage, "cached_content_token_count", None), "cached_content_token_count", notes
+    )
+    candidates = count(
+        getattr(usage, "candidates_token_count", None), "candidates_token_count", notes
+    )
+    thoughts = count(getattr(usage, "thoughts_token_count", None), "thoughts_token_count", notes)
     if prompt is None and candidates is None and thoughts is None:
         return None
     return [
@@ -252,16 +265,25 @@ def _prompt_text(kwargs: dict[str, Any]) -> str:
     return "\n".join(p for p in pieces if p)
 
 
-def _settings_for(models: Any) -> Any:
-    return get_client_settings(getattr(models, "_api_client", None))
+_OWN_API = Host(PROVIDER, "api")
 
 
 def _new_call(instance: Any, kwargs: dict[str, Any], operation: str, *, streamed: bool) -> Call:
-    call = Call(PROVIDER, operation, _model_name(kwargs.get("model")), _settings_for(instance), streamed=streamed)
+    api_client = getattr(instance, "_api_client", None)
+    host = detect_host(api_client) if api_client is not None else _OWN_API
+    call = Call(
+        host.provider,
+        operation,
+        _model_name(kwargs.get("model")),
+        get_client_settings(api_client),
+        streamed=streamed,
+        host_kind=host.kind,
+    )
+    call.server(server_of(getattr(instance, "_api_client", None), _base_url))
     try:
         prompt = _prompt_text(kwargs)
         call.input_text_length = len(prompt)
-        if options.capture_prompts:
+        if call.config.capture_prompts:
             call.prompt = prompt
             call.text_parts = []
     except Exception as exc:
@@ -312,7 +334,7 @@ def _complete_response(call: Call, response: Any) -> Any:
     if state is not None and state.call is call and state.rounds:
         state.apply(call)
     else:
-        figures = _usage_figures(getattr(response, "usage_metadata", None))
+        figures = _usage_figures(getattr(response, "usage_metadata", None), call.notes)
         if figures is not None:
             call.input_tokens, call.cached_input_tokens, call.output_tokens, call.reasoning_tokens = figures
     model = getattr(response, "model_version", None)
@@ -321,9 +343,12 @@ def _complete_response(call: Call, response: Any) -> Any:
     rid = getattr(response, "response_id", None)
     if rid:
         call.request_id = rid
+        call.response_id = rid
+    for cand in getattr(response, "candidates", None) or ():
+        call.finish_reason(getattr(cand, "finish_reason", None))
     text = _response_text(response)
     call.output_text_length = len(text)
-    if options.capture_prompts:
+    if call.config.capture_prompts:
         call.completion = text
     call.finish("ok", holder=response)
     return response
@@ -352,7 +377,7 @@ def _scoped_sync(inner: Callable[..., Any]) -> Callable[..., Any]:
     """Run the wrapped call with a fresh :class:`_State` in context (for the round hooks)."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if id(wrapper) in _inert:
+        if is_inert(wrapper):
             return wrapped(*args, **kwargs)
         token = _active.set(_State())
         try:
@@ -365,7 +390,7 @@ def _scoped_sync(inner: Callable[..., Any]) -> Callable[..., Any]:
 
 def _scoped_async(inner: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if id(wrapper) in _inert:
+        if is_inert(wrapper):
             return wrapped(*args, **kwargs)
 
         async def run() -> Any:
@@ -380,10 +405,6 @@ def _scoped_async(inner: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _is_inert(wrapper: Callable[..., Any]) -> bool:
-    return id(wrapper) in _inert
-
-
 # --------------------------------------------------------------------------- per-round hooks (private SDK methods)
 
 
@@ -391,7 +412,7 @@ def _round_sync() -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         state = _active.get()
         response = wrapped(*args, **kwargs)
-        if state is not None and state.call is not None and not _is_inert(wrapper):
+        if state is not None and state.call is not None and not is_inert(wrapper):
             guarded("google.round", state.add_round, response)
         return response
 
@@ -401,7 +422,7 @@ def _round_sync() -> Callable[..., Any]:
 def _round_async() -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         state = _active.get()
-        if state is None or _is_inert(wrapper):
+        if state is None or is_inert(wrapper):
             return wrapped(*args, **kwargs)
 
         async def run() -> Any:
@@ -418,7 +439,7 @@ def _round_async() -> Callable[..., Any]:
 def _stream_round() -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         state = _active.get()
-        if state is not None and not _is_inert(wrapper):
+        if state is not None and not is_inert(wrapper):
             guarded("google.stream_round", state.new_round)
         return wrapped(*args, **kwargs)
 
@@ -478,4 +499,4 @@ def _complete_async_stream(call: Call, gen: Any) -> Any:
     return AsyncGenaiStream(gen, call, _stream_state(call))
 
 
-__all__ = ["AsyncGenaiStream", "GenaiStream", "detect_provider", "owns", "settings_keys", "targets"]
+__all__ = ["PROVIDER", "model_bases", "AsyncGenaiStream", "GenaiStream", "detect_host", "owns", "settings_keys", "targets"]

@@ -15,7 +15,7 @@ and the async twins. What comes back decides what is recorded:
 
 * a model (``ChatCompletion``, ``Response``, ...): usage, served model and
   request id are read and ``.otm`` is attached at once;
-* a ``Stream``/``AsyncStream``: its class is swapped (core.instrument_stream)
+* a ``Stream``/``AsyncStream``: its class is swapped (streams.instrument_stream)
   so each chunk is timed; ``.otm`` lands on the stream when it ends;
 * a raw response (``with_raw_response`` → ``LegacyAPIResponse``,
   ``with_streaming_response`` → ``APIResponse``): status and headers are
@@ -26,93 +26,66 @@ and the async twins. What comes back decides what is recorded:
   contextvar, to the raw stream its ``__enter__`` creates.
 
 Chat streams without usage (no ``stream_options.include_usage``) are counted
-from their text and flagged ``tokens_estimated``; ``options.request_usage``
+from their text and flagged ``tokens_estimated``; the ``request_usage`` setting
 opts in to asking for usage. Nothing here reads or keeps credentials.
 """
 
 from __future__ import annotations
 
 import contextvars
-import json
-import weakref
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import openai
 
 from otm._log import log_once
-from otm.capture import core
-from otm.capture.core import (
-    Call,
-    get_client_settings,
-    instrument_stream,
-    make_async_wrapper,
-    make_passthrough_wrapper,
-    make_sync_wrapper,
-    options,
-    provider_from_host,
-    stream_call,
-)
+from otm.capture.attribution import Host, host_from_name, host_of, server_of
+from otm.capture.call import Call
+from otm.capture.clients import get_client_settings, settings_keys_of
+from otm.capture.stainless import JsonView, StainlessSDK, swap_stream_manager
+from otm.capture.streams import Observer, stream_call
+from otm.capture.tokens import tokenizer_available
+from otm.capture.wrappers import make_async_wrapper, make_passthrough_wrapper, make_sync_wrapper
 
 PROVIDER = "openai"
-_perf = core._perf
+_perf = time.perf_counter
 REQUEST_ID_HEADER = "x-request-id"
-
-Observer = Callable[[Call, Any], None]
 
 # --------------------------------------------------------------------------- provider detection
 
 UNKNOWN_HOST = "openai-compatible"
 """Provider name for an OpenAI-compatible endpoint whose host is not recognised."""
 
-_detected: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
-
-def provider_for_host(host: str | None) -> str:
-    """Provider name for an API host (``openai`` when there is no host at all)."""
-    if not host:
-        return PROVIDER
-    return provider_from_host(host, UNKNOWN_HOST)
-
-
-def _detect(client: Any) -> str:
+def _detect(client: Any) -> Host:
     if "Azure" in type(client).__name__:
-        return "azure-openai"
+        return Host("azure-openai", "api")
     base_url = getattr(client, "base_url", None)
     host = getattr(base_url, "host", None)
     if host is None and base_url is not None:
         from urllib.parse import urlsplit
 
         host = urlsplit(str(base_url)).hostname
-    return provider_for_host(host)
+    return host_from_name(host, vendor=PROVIDER, unknown=UNKNOWN_HOST)
 
 
-def detect_provider(client: Any) -> str:
-    """The provider behind an openai client, from its class and ``base_url`` host.
-
-    Decided once per client (a weak-keyed cache), so the hot path is a dict lookup.
-    """
-    try:
-        return _detected[client]
-    except KeyError:
-        pass
-    except TypeError:  # not weak-referenceable
-        return _detect(client)
-    found = _detect(client)
-    try:
-        _detected[client] = found
-    except TypeError:
-        pass
-    return found
+def detect_host(client: Any) -> Host:
+    """What an openai client's class and ``base_url`` host say (decided once per client)."""
+    return host_of(client, _detect)
 
 
 def owns(client: Any) -> bool:
     return isinstance(client, (openai.OpenAI, openai.AsyncOpenAI))
 
 
+def model_bases() -> tuple[type, ...]:
+    return (openai.BaseModel,)
+
+
 def settings_keys(client: Any) -> list[object]:
     """The client, and its HTTP client (shared by ``with_options()``/``copy()`` copies)."""
-    return core.settings_keys_of(client)
+    return settings_keys_of(client)
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -137,19 +110,25 @@ def _request_id_of(model: Any) -> str | None:
     return rid if isinstance(rid, str) else None
 
 
+_OWN_API = Host(PROVIDER, "api")
+
+
 def _client_of(instance: Any) -> Any:
     return getattr(instance, "_client", None)
 
 
 def _new_call(instance: Any, operation: str, model: Any, streamed: bool) -> Call:
     client = _client_of(instance)
+    host = detect_host(client) if client is not None else _OWN_API
     call = Call(
-        detect_provider(client) if client is not None else PROVIDER,
+        host.provider,
         operation,
         model if isinstance(model, str) else None,
         get_client_settings(client),
         streamed=streamed,
+        host_kind=host.kind,
     )
+    call.server(server_of(client))
     collector = _helper_calls.get()
     if collector is not None:
         collector.append(call)
@@ -266,8 +245,8 @@ def _prepare_request(call: Call) -> None:
     if call.input_tokens is None and ids and not parts:
         call.input_tokens = ids
         return
-    if options.capture_prompts or (
-        call.input_tokens is None and n and core.tokenizer_available(call.model)
+    if call.config.capture_prompts or (
+        call.input_tokens is None and n and tokenizer_available(call.model)
     ):
         call.prompt = "\n".join(parts)
 
@@ -287,6 +266,7 @@ def _chat_usage(call: Call, u: Any) -> None:
     d = u.prompt_tokens_details
     if d is not None:
         call.cached_input_tokens = d.cached_tokens
+        call.cache_write_tokens = getattr(d, "cache_write_tokens", None)
     d = u.completion_tokens_details
     if d is not None:
         call.reasoning_tokens = d.reasoning_tokens
@@ -299,39 +279,16 @@ def _chat_usage(call: Call, u: Any) -> None:
                 call.cached_input_tokens = hit
 
 
-def _chat_usage_mapping(call: Call, u: Mapping[str, Any]) -> None:
-    call.input_tokens = u.get("prompt_tokens")
-    call.output_tokens = u.get("completion_tokens")
-    d = u.get("prompt_tokens_details")
-    if isinstance(d, Mapping):
-        call.cached_input_tokens = d.get("cached_tokens")
-    elif isinstance(u.get("prompt_cache_hit_tokens"), int):
-        call.cached_input_tokens = u["prompt_cache_hit_tokens"]
-    d = u.get("completion_tokens_details")
-    if isinstance(d, Mapping):
-        call.reasoning_tokens = d.get("reasoning_tokens")
-
-
 def _responses_usage(call: Call, u: Any) -> None:
     call.input_tokens = u.input_tokens
     call.output_tokens = u.output_tokens
     d = u.input_tokens_details
     if d is not None:
         call.cached_input_tokens = d.cached_tokens
+        call.cache_write_tokens = getattr(d, "cache_write_tokens", None)
     d = u.output_tokens_details
     if d is not None:
         call.reasoning_tokens = d.reasoning_tokens
-
-
-def _responses_usage_mapping(call: Call, u: Mapping[str, Any]) -> None:
-    call.input_tokens = u.get("input_tokens")
-    call.output_tokens = u.get("output_tokens")
-    d = u.get("input_tokens_details")
-    if isinstance(d, Mapping):
-        call.cached_input_tokens = d.get("cached_tokens")
-    d = u.get("output_tokens_details")
-    if isinstance(d, Mapping):
-        call.reasoning_tokens = d.get("reasoning_tokens")
 
 
 # --------------------------------------------------------------------------- non-streamed results
@@ -343,9 +300,11 @@ def _read_chat_completion(call: Call, r: Any) -> None:
         _chat_usage(call, usage)
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
+    call.response_id = getattr(r, "id", None) or call.response_id
     n = 0
-    texts: list[str] | None = [] if options.capture_prompts else None
+    texts: list[str] | None = [] if call.config.capture_prompts else None
     for choice in r.choices or ():
+        call.finish_reason(choice.finish_reason)
         message = choice.message
         if message is None:
             continue
@@ -375,9 +334,11 @@ def _read_legacy_completion(call: Call, r: Any) -> None:
         _chat_usage(call, usage)
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
+    call.response_id = getattr(r, "id", None) or call.response_id
     n = 0
-    texts: list[str] | None = [] if options.capture_prompts else None
+    texts: list[str] | None = [] if call.config.capture_prompts else None
     for choice in r.choices or ():
+        call.finish_reason(choice.finish_reason)
         text = choice.text
         if text:
             n += len(text)
@@ -394,12 +355,14 @@ def _read_response(call: Call, r: Any) -> None:
         _responses_usage(call, usage)
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
+    call.response_id = getattr(r, "id", None) or call.response_id
+    _response_finish(call, r)
     status = r.status
     if status == "failed":
         call.outcome = "error"
         call.error_type = "openai.response.failed"
     n = 0
-    texts: list[str] | None = [] if options.capture_prompts else None
+    texts: list[str] | None = [] if call.config.capture_prompts else None
     for item in r.output or ():
         kind = item.type
         if kind == "message":
@@ -418,6 +381,19 @@ def _read_response(call: Call, r: Any) -> None:
         call.completion = "".join(texts)
 
 
+def _response_finish(call: Call, r: Any) -> None:
+    """The Responses API has a status, not finish reasons: completed -> ``stop``,
+    incomplete -> its reason (``max_output_tokens``, ``content_filter``), failed -> ``error``."""
+    status = r.status
+    if status == "completed":
+        call.finish_reason("stop")
+    elif status == "incomplete":
+        details = r.incomplete_details
+        call.finish_reason(getattr(details, "reason", None) or "incomplete")
+    elif status == "failed":
+        call.finish_reason("error")
+
+
 def _read_embeddings(call: Call, r: Any) -> None:
     usage = r.usage
     if usage is not None:
@@ -425,26 +401,7 @@ def _read_embeddings(call: Call, r: Any) -> None:
     call.output_tokens = 0
     call.served_model = r.model
     call.request_id = _request_id_of(r) or call.request_id
-
-
-def _read_mapping(call: Call, data: Any) -> None:
-    """A response body as JSON (raw responses never parsed): the same figures as the readers."""
-    if not isinstance(data, Mapping):
-        return
-    model = data.get("model")
-    if isinstance(model, str):
-        call.served_model = model
-    usage = data.get("usage")
-    if not isinstance(usage, Mapping):
-        return
-    op = call.operation
-    if op == "responses":
-        _responses_usage_mapping(call, usage)
-    elif op == "embeddings":
-        call.input_tokens = usage.get("prompt_tokens")
-        call.output_tokens = 0
-    else:
-        _chat_usage_mapping(call, usage)
+    call.response_id = getattr(r, "id", None) or call.response_id
 
 
 _MODEL_READERS: dict[str, Callable[[Call, Any], None]] = {
@@ -470,6 +427,9 @@ def _observe_chat(call: Call, chunk: Any) -> None:
     choices = chunk.choices
     if choices:
         for choice in choices:
+            reason = choice.finish_reason
+            if reason is not None:
+                call.finish_reason(reason)
             delta = choice.delta
             if delta is None:
                 continue
@@ -491,17 +451,19 @@ def _observe_chat(call: Call, chunk: Any) -> None:
             # Groq puts the usage of a stream in x_groq.usage on its last chunk.
             x = extra.get("x_groq")
             if isinstance(x, Mapping) and isinstance(x.get("usage"), Mapping):
-                _chat_usage_mapping(call, x["usage"])
+                _chat_usage(call, JsonView(x["usage"]))
     # Call.chunk(has), inlined
     call.chunks += 1
     call.t_last_chunk = t
     if has:
         call.t_last = t
+        call.content_chunks += 1
         if call.t_first_token is None:
             call.t_first_token = t
     if call.t_first_chunk is None:
         call.t_first_chunk = t
         call.served_model = chunk.model
+        call.response_id = chunk.id
 
 
 def _observe_other_delta(call: Call, delta: Any) -> bool:
@@ -536,8 +498,10 @@ def _observe_completion(call: Call, chunk: Any) -> None:
         if text:
             has = True
             call.text(text)
+        call.finish_reason(choice.finish_reason)
     if call.served_model is None:
         call.served_model = chunk.model
+        call.response_id = chunk.id
     usage = chunk.usage
     if usage is not None:
         _chat_usage(call, usage)
@@ -580,6 +544,8 @@ def _observe_response_event(call: Call, event: Any) -> None:
             if usage is not None:
                 _responses_usage(call, usage)
             call.served_model = response.model or call.served_model
+            call.response_id = response.id or call.response_id
+            _response_finish(call, response)
         if kind == "response.failed":
             call.outcome = "error"
             call.error_type = "openai.response.failed"
@@ -588,8 +554,10 @@ def _observe_response_event(call: Call, event: Any) -> None:
         return
     elif kind == "response.created":
         response = event.response
-        if response is not None and call.served_model is None:
-            call.served_model = response.model
+        if response is not None:
+            call.response_id = response.id
+            if call.served_model is None:
+                call.served_model = response.model
     elif kind == "error":
         call.outcome = "error"
         call.error_type = "openai.response.error"
@@ -605,223 +573,31 @@ _OBSERVERS: dict[str, Observer] = {
 
 # --------------------------------------------------------------------------- what came back
 
-_K_MODEL, _K_STREAM, _K_ASTREAM, _K_LEGACY, _K_RAW, _K_ARAW, _K_OTHER = range(7)
-_kinds: dict[type, int] = {}
+
+def _observer(call: Call) -> Observer:
+    return _OBSERVERS.get(call.operation, _observe_chat)
 
 
-def _legacy_response_class() -> type | None:
+def _read_model(call: Call, r: Any) -> None:
+    _MODEL_READERS[call.operation](call, r)
+
+
+def _legacy_response_class() -> tuple[type, ...]:
     try:
         from openai._legacy_response import LegacyAPIResponse
 
-        return LegacyAPIResponse
+        return (LegacyAPIResponse,)
     except Exception:
-        return None
+        return ()
 
 
-_LEGACY_CLASS = _legacy_response_class()
-
-
-def _kind(cls: type) -> int:
-    kind = _kinds.get(cls)
-    if kind is None:
-        if issubclass(cls, openai.Stream):
-            kind = _K_STREAM
-        elif issubclass(cls, openai.AsyncStream):
-            kind = _K_ASTREAM
-        elif _LEGACY_CLASS is not None and issubclass(cls, _LEGACY_CLASS):
-            kind = _K_LEGACY
-        elif issubclass(cls, openai.AsyncAPIResponse):
-            kind = _K_ARAW
-        elif issubclass(cls, openai.APIResponse):
-            kind = _K_RAW
-        elif issubclass(cls, openai.BaseModel):
-            kind = _K_MODEL
-        else:
-            kind = _K_OTHER
-        _kinds[cls] = kind
-    return kind
-
-
-def _start_stream(call: Call, stream: Any, is_async: bool) -> None:
-    try:
-        response = stream.response
-        call.http_status = response.status_code
-        rid = response.headers.get(REQUEST_ID_HEADER)
-        if rid:
-            call.request_id = rid
-    except Exception as exc:
-        log_once("openai.stream.headers", exc)
-    observe = _OBSERVERS.get(call.operation, _observe_chat)
-    instrument_stream(stream, call, observe, is_async=is_async)
-
-
-def _complete(call: Call, result: Any) -> Any:
-    """What the SDK method returned: attach, instrument or wrap; returns ``result`` itself."""
-    kind = _kind(type(result))
-    if kind == _K_MODEL:
-        _MODEL_READERS[call.operation](call, result)
-        call.finish("ok", result)
-    elif kind == _K_STREAM:
-        _start_stream(call, result, False)
-    elif kind == _K_ASTREAM:
-        _start_stream(call, result, True)
-    elif kind == _K_LEGACY or kind == _K_RAW or kind == _K_ARAW:
-        _instrument_raw(call, result, kind)
-    else:
-        call.finish("ok", result)
-    return result
-
-
-# --------------------------------------------------------------------------- raw responses
-
-
-class _RawState:
-    """What a wrapped raw response knows: whether it became a stream, what watches it."""
-
-    __slots__ = ("call", "gc_watch", "http_response", "streamed_into")
-
-    def __init__(self, call: Call, http_response: Any) -> None:
-        self.call = call
-        self.http_response = http_response
-        self.gc_watch: weakref.finalize[Any, Any] | None = None
-        self.streamed_into = False
-
-
-def _after_parse(state: _RawState, parsed: Any) -> None:
-    call = state.call
-    kind = _kind(type(parsed))
-    if kind == _K_STREAM or kind == _K_ASTREAM:
-        state.streamed_into = True
-        if state.gc_watch is not None:
-            state.gc_watch.detach()  # the stream is watched from now on, not the raw response
-        if call.status == "pending":
-            observe = _OBSERVERS.get(call.operation, _observe_chat)
-            instrument_stream(parsed, call, observe, is_async=kind == _K_ASTREAM)
-        return
-    if call.status == "pending":
-        if kind == _K_MODEL:
-            _MODEL_READERS[call.operation](call, parsed)
-        elif isinstance(parsed, Mapping):
-            _read_mapping(call, parsed)
-    call.finish("ok", parsed)
-
-
-def _finish_raw_unparsed(state: _RawState, fully_read: bool | None = None) -> None:
-    """A raw response closed (or dropped) without ``parse()`` finishing it: use what was read."""
-    call = state.call
-    if call.status != "pending":
-        return
-    if state.streamed_into:
-        call.finish("abandoned")  # its stream had not ended
-        return
-    http_response = state.http_response
-    if fully_read is None:
-        fully_read = _fully_read(http_response)
-    try:
-        body = http_response.content  # raises if the body was never read
-    except Exception:
-        body = None
-    if body is not None and not call.streamed:
-        try:
-            _read_mapping(call, json.loads(body))
-        except Exception as exc:  # not JSON (an error page, bytes): record without usage
-            log_once("openai.raw.body", exc)
-        call.finish("ok")
-        return
-    # Read as bytes/lines by the caller (or not at all): only the outcome is known.
-    call.finish("ok" if fully_read else "abandoned")
-
-
-def _instrument_raw(call: Call, raw: Any, kind: int) -> None:
-    """``with_raw_response`` / ``with_streaming_response``: headers now, figures at parse()."""
-    http_response = raw.http_response
-    call.http_status = http_response.status_code
-    rid = http_response.headers.get(REQUEST_ID_HEADER)
-    if rid:
-        call.request_id = rid
-    if call.t_headers is None:
-        call.t_headers = core._perf()
-    call.hold(raw)
-    state = _RawState(call, http_response)
-    eager = kind == _K_LEGACY and not call.streamed
-    if not eager:
-        # Dropped without parse()/close(): finish from whatever was read. (The
-        # finalizer holds the state, never ``raw`` itself.)
-        state.gc_watch = weakref.finalize(
-            raw, core.guarded, "openai.raw.gc", _finish_raw_unparsed, state
-        )
-        state.gc_watch.atexit = False
-    # Same object, class swapped for one whose parse()/close() report to the
-    # call: nothing else has to keep ``raw`` alive (``...create(...).parse()``
-    # in one expression drops it before parse runs).
-    raw.__dict__["_otm_raw"] = state
-    raw.__class__ = _raw_class(type(raw), kind == _K_ARAW, kind != _K_LEGACY)
-
-    if eager:
-        # with_raw_response has read the whole body already: the call is over.
-        # Parse now (cached by the SDK, so the user's parse() returns this very
-        # object, carrying .otm); fall back to the JSON body if parsing fails
-        # (the user's own parse() then raises as it would have).
-        try:
-            raw.parse()
-        except Exception:
-            _finish_raw_unparsed(state, True)
-
-
-_raw_classes: dict[tuple[type, bool, bool], type] = {}
-
-
-def _fully_read(http_response: Any) -> bool:
-    # httpx closes a response itself once its body has been read to the end.
-    return bool(http_response.is_closed and getattr(http_response, "is_stream_consumed", False))
-
-
-def _raw_class(base: Any, is_async: bool, with_close: bool) -> type:
-    """Subclass of a raw response whose ``parse()`` (and ``close()``) finish the call."""
-    key = (base, is_async, with_close)
-    sub = _raw_classes.get(key)
-    if sub is not None:
-        return sub
-    ns: dict[str, Any] = {"__module__": base.__module__, "__qualname__": base.__qualname__}
-    if is_async:
-
-        async def aparse(self: Any, *args: Any, **kwargs: Any) -> Any:
-            parsed = await base.parse(self, *args, **kwargs)
-            core.guarded("openai.raw.parse", _after_parse, self.__dict__["_otm_raw"], parsed)
-            return parsed
-
-        async def aclose(self: Any) -> Any:
-            state = self.__dict__["_otm_raw"]
-            fully_read = _fully_read(state.http_response)
-            try:
-                return await base.close(self)
-            finally:
-                core.guarded("openai.raw.close", _finish_raw_unparsed, state, fully_read)
-
-        ns["parse"] = aparse
-        if with_close:
-            ns["close"] = aclose
-    else:
-
-        def parse(self: Any, *args: Any, **kwargs: Any) -> Any:
-            parsed = base.parse(self, *args, **kwargs)
-            core.guarded("openai.raw.parse", _after_parse, self.__dict__["_otm_raw"], parsed)
-            return parsed
-
-        def close(self: Any) -> Any:
-            state = self.__dict__["_otm_raw"]
-            fully_read = _fully_read(state.http_response)
-            try:
-                return base.close(self)
-            finally:
-                core.guarded("openai.raw.close", _finish_raw_unparsed, state, fully_read)
-
-        ns["parse"] = parse
-        if with_close:
-            ns["close"] = close
-    sub = type(base.__name__, (base,), ns)
-    _raw_classes[key] = sub
-    return sub
+SDK = StainlessSDK(
+    openai,
+    request_id_header=REQUEST_ID_HEADER,
+    observer=_observer,
+    read_model=_read_model,
+    raw_types=_legacy_response_class(),
+)
 
 
 # --------------------------------------------------------------------------- .stream() helpers
@@ -831,151 +607,28 @@ _helper_calls: contextvars.ContextVar[list[Call] | None] = contextvars.ContextVa
 )
 """Set while a helper manager's ``__enter__`` runs: the create() inside reports its Call here."""
 
-_helper_classes: dict[type, type] = {}
-_manager_classes: dict[type, type] = {}
+
+class _HelperStart:
+    """openai's helpers call ``create()`` (or ``retrieve``) inside ``__enter__``:
+    that call reports itself through a context variable."""
+
+    def begin(self, manager: Any) -> Any:
+        calls: list[Call] = []
+        return calls, _helper_calls.set(calls)
+
+    def end(self, token: Any, helper: Any, exc: BaseException | None) -> Call | None:
+        calls, reset = token
+        _helper_calls.reset(reset)
+        if exc is not None:
+            return None  # the inner create() recorded the failure
+        return calls[-1] if calls else stream_call(getattr(helper, "_raw_stream", None))
 
 
-def _helper_class(base: Any, is_async: bool) -> type:
-    """Subclass of a ``.stream()`` helper hooking ``close()`` and the final getters."""
-    sub = _helper_classes.get(base)
-    if sub is not None:
-        return sub
-    ns: dict[str, Any] = {"__module__": base.__module__, "__qualname__": base.__qualname__}
-    getters = [
-        name for name in ("get_final_completion", "get_final_response") if hasattr(base, name)
-    ]
-
-    def _call_of(self: Any) -> Call | None:
-        return self.__dict__.get("_otm_call")
-
-    if is_async:
-
-        async def close(self: Any) -> Any:
-            try:
-                return await base.close(self)
-            finally:
-                call = _call_of(self)
-                if call is not None:
-                    call.finish("abandoned")
-
-        def make_getter(name: str) -> Any:
-            original = getattr(base, name)
-
-            async def getter(self: Any, *args: Any, **kwargs: Any) -> Any:
-                result = await original(self, *args, **kwargs)
-                call = _call_of(self)
-                if call is not None:
-                    core.guarded("openai.helper.final", call.hold, result)
-                return result
-
-            getter.__name__ = name
-            return getter
-
-    else:
-
-        def close(self: Any) -> Any:  # type: ignore[misc]
-            try:
-                return base.close(self)
-            finally:
-                call = _call_of(self)
-                if call is not None:
-                    call.finish("abandoned")
-
-        def make_getter(name: str) -> Any:
-            original = getattr(base, name)
-
-            def getter(self: Any, *args: Any, **kwargs: Any) -> Any:
-                result = original(self, *args, **kwargs)
-                call = _call_of(self)
-                if call is not None:
-                    core.guarded("openai.helper.final", call.hold, result)
-                return result
-
-            getter.__name__ = name
-            return getter
-
-    if hasattr(base, "close"):
-        ns["close"] = close
-    for name in getters:
-        ns[name] = make_getter(name)
-    sub = type(base.__name__, (base,), ns)
-    _helper_classes[base] = sub
-    return sub
-
-
-def _link_helper(manager: Any, helper: Any, calls: list[Call], is_async: bool) -> None:
-    call = calls[-1] if calls else stream_call(getattr(helper, "_raw_stream", None))
-    if call is None:
-        return
-    manager.__dict__["_otm_call"] = call
-    helper.__dict__["_otm_call"] = call
-    if "otm" not in helper.__dict__:
-        helper.__dict__["otm"] = None
-    helper.__class__ = _helper_class(type(helper), is_async)
-    call.hold(helper)
-
-
-def _manager_class(base: Any) -> type:
-    """Subclass of a ``.stream()`` manager whose ``__enter__`` links the helper to its Call."""
-    sub = _manager_classes.get(base)
-    if sub is not None:
-        return sub
-    ns: dict[str, Any] = {"__module__": base.__module__, "__qualname__": base.__qualname__}
-    if hasattr(base, "__aenter__"):
-
-        async def __aenter__(self: Any) -> Any:
-            calls: list[Call] = []
-            token = _helper_calls.set(calls)
-            try:
-                helper = await base.__aenter__(self)
-            finally:
-                _helper_calls.reset(token)
-            core.guarded("openai.helper.enter", _link_helper, self, helper, calls, True)
-            return helper
-
-        async def __aexit__(self: Any, *exc_info: Any) -> Any:
-            try:
-                return await base.__aexit__(self, *exc_info)
-            finally:
-                call = self.__dict__.get("_otm_call")
-                if call is not None:
-                    call.finish("abandoned")
-
-        ns["__aenter__"] = __aenter__
-        ns["__aexit__"] = __aexit__
-    else:
-
-        def __enter__(self: Any) -> Any:
-            calls: list[Call] = []
-            token = _helper_calls.set(calls)
-            try:
-                helper = base.__enter__(self)
-            finally:
-                _helper_calls.reset(token)
-            core.guarded("openai.helper.enter", _link_helper, self, helper, calls, False)
-            return helper
-
-        def __exit__(self: Any, *exc_info: Any) -> Any:
-            try:
-                return base.__exit__(self, *exc_info)
-            finally:
-                call = self.__dict__.get("_otm_call")
-                if call is not None:
-                    call.finish("abandoned")
-
-        ns["__enter__"] = __enter__
-        ns["__exit__"] = __exit__
-    sub = type(base.__name__, (base,), ns)
-    _manager_classes[base] = sub
-    return sub
+_HELPER_START = _HelperStart()
 
 
 def _swap_manager(manager: Any) -> Any:
-    cls = type(manager)
-    if cls in _manager_classes.values():
-        return manager
-    manager.__class__ = _manager_class(cls)
-    return manager
+    return swap_stream_manager(manager, _HELPER_START, "openai.stream")
 
 
 # --------------------------------------------------------------------------- begin (per method)
@@ -994,12 +647,14 @@ def _begin_stream_options(operation: str) -> Callable[[Any, tuple[Any, ...], dic
                 usage_expected = isinstance(stream_options, Mapping) and bool(
                     stream_options.get("include_usage")
                 )
-            elif options.request_usage:
+            elif call.config.request_usage:
                 kwargs["stream_options"] = {"include_usage": True}
                 usage_expected = True
             else:
                 usage_expected = False
-            if options.capture_prompts or (not usage_expected and core.tokenizer_available(model)):
+            if call.config.capture_prompts or (
+                not usage_expected and tokenizer_available(model)
+            ):
                 call.text_parts = []
         _keep_request(call, kwargs)
         return call
@@ -1021,7 +676,7 @@ def _begin_plain(operation: str) -> Callable[[Any, tuple[Any, ...], dict[str, An
 def _begin_responses(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
     streamed = kwargs.get("stream") is True
     call = _new_call(instance, "responses", kwargs.get("model"), streamed)
-    if streamed and options.capture_prompts:
+    if streamed and call.config.capture_prompts:
         call.text_parts = []
     _keep_request(call, kwargs)
     return call
@@ -1033,7 +688,7 @@ def _begin_responses_retrieve(
     if kwargs.get("stream") is not True:
         return None  # a plain retrieve is no model call
     call = _new_call(instance, "responses", None, True)
-    if options.capture_prompts:
+    if call.config.capture_prompts:
         call.text_parts = []
     return call
 
@@ -1045,10 +700,13 @@ def _resource_classes() -> dict[str, tuple[type | None, type | None]]:
     """(sync, async) resource classes from the package's public re-exports; None when missing."""
     found: dict[str, tuple[type | None, type | None]] = {}
 
-    def load(key: str, module: str, sync_name: str, async_name: str) -> None:
+    def load(key: str, module: str, sync_name: str, async_name: str, optional: bool = False) -> None:
         try:
             mod = __import__(module, fromlist=[sync_name, async_name])
             found[key] = (getattr(mod, sync_name, None), getattr(mod, async_name, None))
+        except ImportError:
+            if not optional:
+                log_once(f"openai: {module}", message=f"otm: {module} not found; its calls are not captured")
         except Exception as exc:
             log_once(
                 f"openai: {module}",
@@ -1058,6 +716,9 @@ def _resource_classes() -> dict[str, tuple[type | None, type | None]]:
 
     load("chat", "openai.resources.chat", "Completions", "AsyncCompletions")
     load("responses", "openai.resources.responses", "Responses", "AsyncResponses")
+    # client.beta.responses: its own classes (same wire format, BetaResponse models);
+    # only in SDK versions that have it.
+    load("beta_responses", "openai.resources.beta.responses", "Responses", "AsyncResponses", True)
     load("embeddings", "openai.resources", "Embeddings", "AsyncEmbeddings")
     load("completion", "openai.resources", "Completions", "AsyncCompletions")
     return found
@@ -1066,7 +727,7 @@ def _resource_classes() -> dict[str, tuple[type | None, type | None]]:
 def targets() -> list[tuple[type, str, Callable[..., Any]]]:
     """Every (class, method, wrapper) to patch; fresh wrapper functions on each call."""
     # Load the provider table now (instrument time), not on a user's first call.
-    provider_for_host("api.openai.com")
+    host_from_name("api.openai.com", vendor=PROVIDER, unknown=UNKNOWN_HOST)
     classes = _resource_classes()
     out: list[tuple[type, str, Callable[..., Any]]] = []
 
@@ -1076,22 +737,25 @@ def targets() -> list[tuple[type, str, Callable[..., Any]]]:
 
     def pair(key: str, name: str, begin: Any, where: str) -> None:
         sync_cls, async_cls = classes.get(key, (None, None))
-        add(sync_cls, name, make_sync_wrapper(where, begin, _complete))
-        add(async_cls, name, make_async_wrapper(where, begin, _complete))
+        add(sync_cls, name, make_sync_wrapper(where, begin, SDK.complete))
+        add(async_cls, name, make_async_wrapper(where, begin, SDK.complete))
 
     pair("chat", "create", _begin_stream_options("chat"), "openai.chat.create")
     pair("chat", "parse", _begin_plain("chat"), "openai.chat.parse")
     pair("responses", "create", _begin_responses, "openai.responses.create")
     pair("responses", "parse", _begin_plain("responses"), "openai.responses.parse")
     pair("responses", "retrieve", _begin_responses_retrieve, "openai.responses.retrieve")
+    pair("beta_responses", "create", _begin_responses, "openai.beta.responses.create")
+    pair("beta_responses", "parse", _begin_plain("responses"), "openai.beta.responses.parse")
+    pair("beta_responses", "retrieve", _begin_responses_retrieve, "openai.beta.responses.retrieve")
     pair("embeddings", "create", _begin_plain("embeddings"), "openai.embeddings.create")
     pair("completion", "create", _begin_stream_options("completion"), "openai.completions.create")
     # The .stream() helpers: sync methods (also on the async resources) that
     # return a context manager; the request starts in its __enter__/__aenter__.
-    for key in ("chat", "responses"):
+    for key in ("chat", "responses", "beta_responses"):
         for cls in classes.get(key, (None, None)):
             add(cls, "stream", make_passthrough_wrapper(f"openai.{key}.stream", _swap_manager))
     return out
 
 
-__all__ = ["detect_provider", "owns", "provider_for_host", "settings_keys", "targets"]
+__all__ = ["PROVIDER", "model_bases", "detect_host", "owns", "settings_keys", "targets"]

@@ -50,6 +50,23 @@ def register(subparsers: Any) -> None:
         "--no-prompts", action="store_true", help="leave captured prompts out of the CSV"
     )
     p.add_argument(
+        "--live-grid",
+        dest="live_grid",
+        action="store_true",
+        default=None,
+        help=(
+            "re-estimate carbon with the hourly grid intensity of each call's zone from "
+            "Electricity Maps (needs OTM_ELECTRICITYMAPS_TOKEN and the 'grid' extra); "
+            "calls it cannot cover keep the static yearly figure, with the reason"
+        ),
+    )
+    p.add_argument(
+        "--no-live-grid",
+        dest="live_grid",
+        action="store_false",
+        help="static yearly grid figures even when the live_grid setting is on",
+    )
+    p.add_argument(
         "--progress",
         dest="progress",
         action="store_true",
@@ -71,7 +88,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"otm report: no such log: {path}", file=sys.stderr)
         return 2
 
-    reader = LogReader(path, region=args.region)
+    live = args.live_grid if args.live_grid is not None else _live_grid_setting()
+    reader: LogReader
+    if live:
+        try:
+            import tenacity  # noqa: F401
+        except ImportError:
+            print(
+                "otm report: --live-grid needs tenacity: pip install 'otm[grid]'", file=sys.stderr
+            )
+            return 2
+        from otm.report.live_grid import LiveGridReader
+
+        reader = LiveGridReader(path, region=args.region)
+    else:
+        reader = LogReader(path, region=args.region)
     show = (
         args.progress
         if args.progress is not None
@@ -97,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
         )
     if reader.skipped:
         print(f"otm report: skipped {reader.skipped} unreadable lines", file=sys.stderr)
+    result = getattr(reader, "result", None)
+    if result is not None:
+        _print_live_grid(result)
 
     if json_to_stdout:
         sys.stdout.write(render_json(summary))
@@ -124,6 +158,26 @@ def run(args: argparse.Namespace) -> int:
     for kind, dest in wrote:
         print(f"{kind} report written to {dest}", file=sys.stderr)
     return 0
+
+
+def _live_grid_setting() -> bool:
+    try:
+        from otm.config import settings
+
+        return bool(settings().live_grid)
+    except Exception:  # an invalid setting is `otm settings`' to report, not the report's
+        return False
+
+
+def _print_live_grid(result: Any) -> None:
+    zones = ", ".join(f"{z} {n}" for z, n in result.zones.most_common())
+    print(
+        f"otm report: live grid intensity (Electricity Maps, lifecycle, hourly) for "
+        f"{result.live} of {result.total} requests" + (f" ({zones})" if zones else ""),
+        file=sys.stderr,
+    )
+    for reason, n in result.fallbacks.most_common():
+        print(f"  {n} kept the static yearly figure: {reason}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------- terminal output

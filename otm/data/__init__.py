@@ -18,6 +18,7 @@ counter bumped by every registration or removal, for caches to key on.
 
 from __future__ import annotations
 
+from .attribution import Attribution, attribute_provider, closed_model_provider
 from .registry import (
     DataError,
     Kind,
@@ -63,6 +64,7 @@ from .schema import (
 __all__ = [
     "PRECISION_BYTES",
     "AcceleratorSpec",
+    "Attribution",
     "DataError",
     "Kind",
     "ModelSpec",
@@ -77,6 +79,8 @@ __all__ = [
     "all_providers",
     "all_regions",
     "all_sources",
+    "attribute_provider",
+    "closed_model_provider",
     "find_accelerator",
     "find_model",
     "find_provider",

@@ -6,10 +6,12 @@
     ...                                      # every otm record becomes a span + metrics
     exporter.uninstall()                     # flushes what is queued
 
-Spans follow the OpenTelemetry GenAI semantic conventions (``chat {model}``,
-``gen_ai.*`` attributes) and carry otm's figures as ``otm.*`` attributes.
-Estimating a record costs a little CPU, so by default records are handed to
-a worker thread and estimated there, off the thread that made the call; the
+Spans and metrics follow the OpenTelemetry GenAI semantic conventions
+(``otm.export.semconv``: v1.41.0 by default, the latest experimental names
+with ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``) and carry
+otm's figures as ``otm.*`` attributes and metrics. Estimating a record costs a
+little CPU, so by default records are queued on the background delivery
+(``otm.events``) and estimated there, off the thread that made the call; the
 queue is flushed on :meth:`OtelExporter.uninstall` and at interpreter exit.
 The span is parented to the OpenTelemetry context that was current when the
 call finished, so it nests under the user's own spans.
@@ -20,16 +22,27 @@ when an exporter is created, never by ``import otm``.
 
 from __future__ import annotations
 
-import atexit
-import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from otm._log import log_once
+from otm.export.semconv import (
+    DEFAULT,
+    INSTRUMENTS,
+    LATEST,
+    Profile,
+    metric_attributes,
+    metric_points,
+    profile_from_env,
+    region_of,
+    span_attributes,
+    span_name,
+)
 
 if TYPE_CHECKING:
+    from otm.events import Delivery, Overflow
     from otm.impact import Impact
     from otm.record import Record
 
@@ -37,64 +50,6 @@ __all__ = ["OtelExporter", "metric_attributes", "span_attributes", "span_name"]
 
 _SCOPE = "otm"
 
-# Telemetry.operation -> gen_ai.operation.name (the Responses API is a chat operation).
-_OPERATIONS = {
-    "chat": "chat",
-    "responses": "chat",
-    "completion": "text_completion",
-    "embeddings": "embeddings",
-    "generate_content": "generate_content",
-}
-
-# otm provider ids -> gen_ai.provider.name well-known values; others pass through.
-_PROVIDERS = {
-    "google": "gcp.gemini",
-    "gemini": "gcp.gemini",
-    "google-genai": "gcp.gemini",
-    "google_genai": "gcp.gemini",
-    "vertex": "gcp.vertex_ai",
-    "vertexai": "gcp.vertex_ai",
-    "vertex_ai": "gcp.vertex_ai",
-    "bedrock": "aws.bedrock",
-    "azure": "azure.ai.openai",
-    "azure_openai": "azure.ai.openai",
-    "mistral": "mistral_ai",
-    "xai": "x_ai",
-}
-
-# Bucket advice from the GenAI semantic conventions for these two histograms.
-_TOKEN_BUCKETS = (
-    1,
-    4,
-    16,
-    64,
-    256,
-    1024,
-    4096,
-    16384,
-    65536,
-    262144,
-    1048576,
-    4194304,
-    16777216,
-    67108864,
-)
-_DURATION_BUCKETS = (
-    0.01,
-    0.02,
-    0.04,
-    0.08,
-    0.16,
-    0.32,
-    0.64,
-    1.28,
-    2.56,
-    5.12,
-    10.24,
-    20.48,
-    40.96,
-    81.92,
-)
 # Per-request energy spans five decades (a short call to a small model ~1e-4 Wh,
 # a long reasoning call to a frontier model ~10 Wh): half-decade buckets.
 _ENERGY_BUCKETS = (
@@ -116,132 +71,6 @@ _ENERGY_BUCKETS = (
 )
 
 
-# --------------------------------------------------------------------------- attributes (pure)
-
-
-def _operation(record: Record) -> str:
-    return _OPERATIONS.get(record.telemetry.operation, record.telemetry.operation)
-
-
-def _provider(record: Record) -> str:
-    p = (record.telemetry.provider or "").strip()
-    if not p:
-        return "_OTHER"
-    return _PROVIDERS.get(p.lower(), p.lower())
-
-
-def span_name(record: Record) -> str:
-    """``{operation} {model}``, as the GenAI conventions name client spans."""
-    model = record.telemetry.model
-    return f"{_operation(record)} {model}" if model else _operation(record)
-
-
-def _model_estimated(impact: Impact) -> bool | None:
-    """Whether the model profile behind the estimate is itself estimated (not published)."""
-    a = impact.assumptions
-    if isinstance(a.get("model_estimated"), bool):
-        return bool(a["model_estimated"])
-    model = a.get("model")
-    if not isinstance(model, Mapping):
-        return None
-    for key in ("estimated", "size_estimated"):
-        if isinstance(model.get(key), bool):
-            return bool(model[key])
-    if isinstance(model.get("published"), bool):
-        return not model["published"]
-    basis = model.get("size") or model.get("source")
-    if isinstance(basis, str):
-        return not basis.lower().startswith("published")
-    return None
-
-
-def _region(record: Record, impact: Impact | None) -> str | None:
-    """The region the estimate used (its resolved id), else the one configured for the call."""
-    if impact is not None:
-        a = impact.assumptions
-        for holder in (a.get("site"), a):
-            r = holder.get("region") if isinstance(holder, Mapping) else None
-            if isinstance(r, str) and r:
-                return r
-            if isinstance(r, Mapping):
-                for key in ("id", "code", "key", "name"):
-                    if isinstance(r.get(key), str) and r[key]:
-                        return str(r[key])
-    if record.region:
-        return record.region
-    dep = record.deployment
-    return dep.region if dep is not None and dep.region else None
-
-
-def _error_type(record: Record) -> str | None:
-    t = record.telemetry
-    if t.status != "error":
-        return None
-    if t.error_type:
-        return t.error_type
-    return str(t.http_status) if t.http_status else "_OTHER"
-
-
-def span_attributes(record: Record, impact: Impact | None) -> dict[str, Any]:
-    """The span's attributes: GenAI conventions plus otm's figures (None values left out)."""
-    t = record.telemetry
-    provider = _provider(record)
-    a: dict[str, Any] = {
-        "gen_ai.operation.name": _operation(record),
-        "gen_ai.provider.name": provider,
-        # Deprecated in the conventions in favour of gen_ai.provider.name; kept because
-        # many backends still group GenAI spans by it.
-        "gen_ai.system": provider,
-        "gen_ai.request.model": t.model,
-        "gen_ai.response.model": t.model,
-        "gen_ai.response.id": t.request_id,
-        "gen_ai.usage.input_tokens": t.input_tokens,
-        "gen_ai.usage.output_tokens": t.output_tokens,
-        "error.type": _error_type(record),
-        "otm.status": t.status,
-        "otm.streamed": t.streamed,
-        "otm.tokens_estimated": t.tokens_estimated,
-        "otm.ttft_s": t.ttft_s,
-        "otm.region": _region(record, impact),
-    }
-    if t.cached_input_tokens:
-        a["gen_ai.usage.cache_read.input_tokens"] = t.cached_input_tokens
-    if t.reasoning_tokens:
-        a["gen_ai.usage.reasoning.output_tokens"] = t.reasoning_tokens
-    if t.output_tps is not None:
-        a["otm.output_tokens_per_s"] = t.output_tps
-    if impact is not None:
-        for key, rng in (
-            ("otm.energy_wh", impact.energy_wh),
-            ("otm.carbon_g", impact.carbon_g),
-            ("otm.water_ml", impact.water_ml),
-        ):
-            a[key] = float(rng.value)
-            a[f"{key}.low"] = float(rng.low)
-            a[f"{key}.high"] = float(rng.high)
-        for part, wh in impact.breakdown_wh.items():
-            a[f"otm.energy_wh.{part}"] = float(wh)
-        a["otm.model.estimated"] = _model_estimated(impact)
-        if impact.cost_usd is not None:
-            a["otm.cost_usd"] = float(impact.cost_usd)
-    for k, v in record.tags.items():
-        a[f"otm.tag.{k}"] = str(v)
-    return {k: v for k, v in a.items() if v is not None}
-
-
-def metric_attributes(record: Record) -> dict[str, str]:
-    """Low-cardinality attributes shared by every metric point of a record."""
-    t = record.telemetry
-    a = {
-        "gen_ai.operation.name": _operation(record),
-        "gen_ai.provider.name": _provider(record),
-        "gen_ai.request.model": t.model,
-        "gen_ai.response.model": t.model,
-        "error.type": _error_type(record),
-    }
-    return {k: v for k, v in a.items() if v is not None}
-
-
 def _ns(t: float) -> int:
     return round(t * 1e9)
 
@@ -249,22 +78,23 @@ def _ns(t: float) -> int:
 # --------------------------------------------------------------------------- the exporter
 
 
-class _Item:
-    __slots__ = ("context", "record")
-
-    def __init__(self, record: Record, context: Any) -> None:
-        self.record = record
-        self.context = context
-
-
 class OtelExporter:
     """Turns every finished otm record into an OpenTelemetry span and metric points.
 
     ``tracer_provider`` / ``meter_provider``: where spans and metrics go
     (default: the globally configured ones). ``background``: estimate and
-    export on a worker thread (default) rather than on the thread that
-    finished the call. ``max_queue``: records waiting beyond this are
-    dropped (logged once) rather than slowing the caller.
+    export off the thread that finished the call (default), through a
+    :class:`otm.events.Delivery`: the shared one (``otm.events.delivery()``)
+    unless ``delivery`` names another, or ``max_queue`` / ``overflow`` ask
+    for a dedicated one. Records beyond the queue's bound are dropped
+    (counted, logged once) rather than slowing the caller.
+
+    ``semconv``: ``"default"`` (the GenAI conventions of v1.41.0) or
+    ``"latest"`` (the latest experimental names); None follows
+    ``OTEL_SEMCONV_STABILITY_OPT_IN`` (``gen_ai_latest_experimental``).
+    ``export_estimated_tokens``: also report token counts otm estimated from
+    text (no usage in the response) as ``gen_ai.usage.*`` attributes and
+    token metrics; by default they go to ``otm.usage.*.estimated`` only.
     """
 
     def __init__(
@@ -273,9 +103,13 @@ class OtelExporter:
         meter_provider: Any = None,
         *,
         background: bool = True,
-        max_queue: int = 10_000,
+        delivery: Delivery | None = None,
+        max_queue: int | None = None,
+        overflow: Overflow | None = None,
         spans: bool = True,
         metrics: bool = True,
+        semconv: str | None = None,
+        export_estimated_tokens: bool = False,
     ) -> None:
         try:
             from opentelemetry import context as otel_context
@@ -286,11 +120,35 @@ class OtelExporter:
                 "OpenTelemetry export needs opentelemetry-api: pip install 'otm[otel]'"
             ) from exc
         from otm import __version__
+        from otm.events import Delivery
+        from otm.events import delivery as shared_delivery
 
         self._ctx = otel_context
         self._trace = otel_trace
+        if semconv is None:
+            self.profile: Profile = profile_from_env()
+        elif semconv in ("default", DEFAULT.name):
+            self.profile = DEFAULT
+        elif semconv in ("latest", LATEST.name):
+            self.profile = LATEST
+        else:
+            raise ValueError(f"semconv must be 'default' or 'latest', got {semconv!r}")
+        self.export_estimated_tokens = export_estimated_tokens
         self.background = background
-        self.max_queue = max_queue
+        self._own_delivery = False
+        self._delivery: Delivery | None = None
+        if background:
+            if delivery is not None:
+                self._delivery = delivery
+            elif max_queue is not None or overflow is not None:
+                self._delivery = Delivery(
+                    max_queue=max_queue if max_queue is not None else 10_000,
+                    overflow=overflow or "drop_newest",
+                    name="otm-otel-exporter",
+                )
+                self._own_delivery = True
+            else:
+                self._delivery = shared_delivery()
         self._tracer = None
         if spans:
             self._tracer = (
@@ -298,22 +156,19 @@ class OtelExporter:
                 if tracer_provider is not None
                 else otel_trace.get_tracer(_SCOPE, __version__)
             )
+        self._meter: Any = None
         self._instruments: dict[str, Any] = {}
         if metrics:
-            meter = (
+            self._meter = (
                 meter_provider.get_meter(_SCOPE, __version__)
                 if meter_provider is not None
                 else otel_metrics.get_meter(_SCOPE, __version__)
             )
-            self._instruments = _make_instruments(meter)
-        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_queue)
-        self._pending = 0
-        self._idle = threading.Condition()
-        self._worker: threading.Thread | None = None
-        self._unsubscribe: Callable[[], None] | None = None
+            self._instruments = _otm_instruments(self._meter)
+        self._instruments_lock = threading.Lock()
+        self._unsubscribe: Callable[..., None] | None = None
         self._lock = threading.Lock()
         self.exported = 0
-        self.dropped = 0
 
     # --- lifecycle ---
 
@@ -324,25 +179,37 @@ class OtelExporter:
         with self._lock:
             if self._unsubscribe is not None:
                 return self
-            if self.background:
-                self._start_worker()
-            self._unsubscribe = on_record(self._on_record)
-            atexit.register(self._atexit)
+            if self._delivery is not None:
+                self._unsubscribe = self._delivery.subscribe(self._on_record)
+            else:
+                self._unsubscribe = on_record(self._on_record)
         return self
 
     def uninstall(self, timeout: float | None = 5.0) -> None:
-        """Stop listening, export what is queued (up to ``timeout`` s) and stop the worker."""
+        """Stop listening and export what is queued (up to ``timeout`` s)."""
         with self._lock:
             unsubscribe, self._unsubscribe = self._unsubscribe, None
-            if unsubscribe is not None:
+        if unsubscribe is not None:
+            if self._delivery is not None:
+                unsubscribe(timeout)  # waits for the records already queued
+            else:
                 unsubscribe()
-                atexit.unregister(self._atexit)
-        self.flush(timeout)
-        self._stop_worker(timeout)
+        if self._own_delivery and self._delivery is not None:
+            self._delivery.close(timeout)
 
     @property
     def installed(self) -> bool:
         return self._unsubscribe is not None
+
+    @property
+    def delivery(self) -> Delivery | None:
+        """The queue records wait in (None when exporting on the caller's thread)."""
+        return self._delivery
+
+    @property
+    def dropped(self) -> int:
+        """Records the delivery queue dropped (for the shared queue: for all its listeners)."""
+        return 0 if self._delivery is None else self._delivery.dropped
 
     def __enter__(self) -> OtelExporter:
         return self.install()
@@ -352,78 +219,19 @@ class OtelExporter:
 
     def flush(self, timeout: float | None = 5.0) -> bool:
         """Wait until every queued record is exported; False if ``timeout`` ran out first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._idle:
-            while self._pending > 0:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+        return True if self._delivery is None else self._delivery.flush(timeout)
 
-    def _atexit(self) -> None:
-        try:
-            self.flush(2.0)
-        except Exception:  # exit must not fail because of otm
-            pass
-
-    # --- the listener (on the thread that finished the call: keep it cheap) ---
+    # --- the listener ---
 
     def _on_record(self, record: Record) -> None:
+        # On the caller's thread (background=False), or on the delivery worker
+        # inside a snapshot of the caller's context: either way the current
+        # OpenTelemetry context is the caller's, so the span nests under theirs.
         try:
             ctx = self._ctx.get_current()
         except Exception:
             ctx = None
-        if not self.background:
-            self._export_safely(record, ctx)
-            return
-        with self._idle:
-            self._pending += 1
-        try:
-            self._queue.put_nowait(_Item(record, ctx))
-        except queue.Full:
-            self._done()
-            self.dropped += 1
-            log_once(
-                "export.otel.queue",
-                None,
-                "otm: OpenTelemetry export queue full; records are being dropped",
-            )
-
-    # --- the worker ---
-
-    def _start_worker(self) -> None:
-        if self._worker is not None and self._worker.is_alive():
-            return
-        self._worker = threading.Thread(target=self._run, name="otm-otel-exporter", daemon=True)
-        self._worker.start()
-
-    def _stop_worker(self, timeout: float | None) -> None:
-        worker = self._worker
-        if worker is None:
-            return
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            return  # daemon thread; it dies with the process
-        worker.join(timeout)
-        self._worker = None
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            try:
-                self._export_safely(item.record, item.context)
-            finally:
-                self._done()
-
-    def _done(self) -> None:
-        with self._idle:
-            self._pending -= 1
-            if self._pending <= 0:
-                self._idle.notify_all()
+        self._export_safely(record, ctx)
 
     # --- export ---
 
@@ -438,7 +246,7 @@ class OtelExporter:
         impact = record.impact  # estimates if not done yet; None if the estimator failed (logged)
         if self._tracer is not None:
             self._span(record, impact, context)
-        if self._instruments:
+        if self._meter is not None:
             self._metrics(record, impact)
         self.exported += 1
 
@@ -454,33 +262,51 @@ class OtelExporter:
             span_name(record),
             context=context,
             kind=self._trace.SpanKind.CLIENT,
-            attributes=span_attributes(record, impact),
+            attributes=span_attributes(
+                record, impact, self.profile, estimated_tokens=self.export_estimated_tokens
+            ),
             start_time=_ns(start),
         )
         if t.status == "error":
             span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, t.error_type or None))
         span.end(end_time=_ns(max(start, end)))
 
+    def _instrument(self, name: str) -> Any:
+        ins = self._instruments.get(name)
+        if ins is None:
+            with self._instruments_lock:
+                ins = self._instruments.get(name)
+                if ins is None:
+                    kind, unit, description, buckets = INSTRUMENTS[name]
+                    if kind == "counter":
+                        ins = self._meter.create_counter(name, unit=unit, description=description)
+                    else:
+                        ins = _histogram(self._meter, name, unit, description, buckets or ())
+                    self._instruments[name] = ins
+        return ins
+
     def _metrics(self, record: Record, impact: Impact | None) -> None:
-        t = record.telemetry
-        ins = self._instruments
-        attrs = metric_attributes(record)
-        ins["tokens"].record(t.input_tokens, {**attrs, "gen_ai.token.type": "input"})
-        ins["tokens"].record(t.output_tokens, {**attrs, "gen_ai.token.type": "output"})
-        if t.start_time is not None and t.end_time is not None:
-            ins["duration"].record(max(0.0, t.end_time - t.start_time), attrs)
-        if t.streamed and t.ttft_s is not None:
-            ins["ttft"].record(max(0.0, t.ttft_s), attrs)
+        for p in metric_points(
+            record, impact, self.profile, estimated_tokens=self.export_estimated_tokens
+        ):
+            ins = self._instrument(p.instrument)
+            write = ins.add if INSTRUMENTS[p.instrument][0] == "counter" else ins.record
+            attrs = dict(p.attributes)
+            for _ in range(p.repeat):
+                write(p.value, attrs)
         if impact is None:
             return
-        region = _region(record, impact)
-        iattrs = {k: v for k, v in attrs.items() if k != "error.type"}
+        iattrs = {
+            k: v for k, v in metric_attributes(record, self.profile).items() if k != "error.type"
+        }
+        region = region_of(record, impact)
         if region:
             iattrs["otm.region"] = region
-        ins["energy"].add(max(0.0, impact.energy_wh.value), iattrs)
-        ins["carbon"].add(max(0.0, impact.carbon_g.value), iattrs)
-        ins["water"].add(max(0.0, impact.water_ml.value), iattrs)
-        ins["energy_per_request"].record(max(0.0, impact.energy_wh.value), iattrs)
+        ins = self._instruments
+        ins["otm.energy"].add(max(0.0, impact.energy_wh.value), iattrs)
+        ins["otm.carbon"].add(max(0.0, impact.carbon_g.value), iattrs)
+        ins["otm.water"].add(max(0.0, impact.water_ml.value), iattrs)
+        ins["otm.request.energy"].record(max(0.0, impact.energy_wh.value), iattrs)
 
     def __repr__(self) -> str:
         return (
@@ -492,6 +318,8 @@ class OtelExporter:
 def _histogram(
     meter: Any, name: str, unit: str, description: str, buckets: tuple[float, ...]
 ) -> Any:
+    if not buckets:
+        return meter.create_histogram(name, unit=unit, description=description)
     try:
         return meter.create_histogram(
             name,
@@ -503,39 +331,18 @@ def _histogram(
         return meter.create_histogram(name, unit=unit, description=description)
 
 
-def _make_instruments(meter: Any) -> dict[str, Any]:
+def _otm_instruments(meter: Any) -> dict[str, Any]:
     return {
-        "energy": meter.create_counter(
+        "otm.energy": meter.create_counter(
             "otm.energy", unit="Wh", description="Estimated energy of LLM calls"
         ),
-        "carbon": meter.create_counter(
+        "otm.carbon": meter.create_counter(
             "otm.carbon", unit="g", description="Estimated carbon (gCO2e) of LLM calls"
         ),
-        "water": meter.create_counter(
+        "otm.water": meter.create_counter(
             "otm.water", unit="mL", description="Estimated water of LLM calls"
         ),
-        "energy_per_request": _histogram(
+        "otm.request.energy": _histogram(
             meter, "otm.request.energy", "Wh", "Estimated energy per LLM call", _ENERGY_BUCKETS
-        ),
-        "tokens": _histogram(
-            meter,
-            "gen_ai.client.token.usage",
-            "{token}",
-            "Number of input and output tokens used",
-            _TOKEN_BUCKETS,
-        ),
-        "duration": _histogram(
-            meter,
-            "gen_ai.client.operation.duration",
-            "s",
-            "GenAI operation duration",
-            _DURATION_BUCKETS,
-        ),
-        "ttft": _histogram(
-            meter,
-            "gen_ai.client.operation.time_to_first_chunk",
-            "s",
-            "Time from the request to the first chunk of a streamed response",
-            _DURATION_BUCKETS,
         ),
     }

@@ -171,6 +171,9 @@ _GEMINI_PATH = re.compile(
     r"(?P<method>generateContent|streamGenerateContent|embedContent|batchEmbedContents)$"
 )
 
+# Azure OpenAI names the deployment in the path: /openai/deployments/{name}/chat/completions.
+_AZURE_PATH = re.compile(r"^(?:/v1)?/openai/deployments/(?P<deployment>[^/]+)(?P<rest>/.+)$")
+
 _OPENAI_ROUTES: dict[str, Callable[[Call], Reply]] = {
     "/v1/chat/completions": _openai.chat_completions,
     "/v1/responses": _openai.responses,
@@ -194,6 +197,11 @@ def _route(
     # OpenAI clients pointed at the bare URL (no /v1) still work.
     key = path if path.startswith("/v1/") else "/v1" + path
     model = body.get("model") if isinstance(body, dict) else None
+    azure = _AZURE_PATH.match(path)
+    if azure is not None:
+        key = "/v1" + azure.group("rest")
+        if not isinstance(model, str):
+            model = azure.group("deployment")
     model = model if isinstance(model, str) else "unknown-model"
     stream = bool(body.get("stream")) if isinstance(body, dict) else False
     build = _OPENAI_ROUTES.get(key)

@@ -1,0 +1,174 @@
+"""Patching: class-level patches of SDK methods, and per-object class swaps.
+
+* :class:`PatchRegistry` wraps SDK methods with wrapt: idempotent, reversible,
+  thread-safe. What otm patched is kept in its own registry (never inferred
+  from wrapt types), so other instrumentors stacked on the same methods are
+  left alone: if one wrapped a method after otm, uninstalling leaves its
+  wrapper in place and otm's layer underneath goes inert (:func:`is_inert`).
+* :func:`swap_class` gives one object (a stream, a raw response, a helper) a
+  subclass of its own class that overrides a few methods: same object, same
+  class name, same ``isinstance``. The subclasses are made once per (class,
+  variant) and kept in one cache.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from otm._log import log_once
+
+_inert: set[int] = set()
+"""ids of wrappers left in place under someone else's wrapper: they pass calls through."""
+
+class _Patch(NamedTuple):  # a NamedTuple, not a dataclass: importing dataclasses costs otm.instrument() ~5 ms
+    provider: str
+    owner: type
+    name: str
+    original: Any
+    installed: Any
+    wrapper: Any
+    below: Any = None
+    """What otm's layer wraps after moving back on top of another instrumentor (else None)."""
+
+
+class PatchRegistry:
+    """What otm patched, so it can be undone; idempotent and thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._patches: dict[tuple[type, str], _Patch] = {}
+        self._by_wrapper: dict[int, tuple[type, str]] = {}
+        self._providers: set[str] = set()
+
+    def is_installed(self, provider: str) -> bool:
+        return provider in self._providers
+
+    def installed(self) -> set[str]:
+        return set(self._providers)
+
+    def install(self, provider: str, targets: list[tuple[type, str, Callable[..., Any]]]) -> int:
+        """Wrap each ``owner.name`` with wrapt; returns how many were patched."""
+        import wrapt
+
+        with self._lock:
+            if provider in self._providers:
+                return 0
+            n = 0
+            for owner, name, wrapper in targets:
+                key = (owner, name)
+                if key in self._patches or name not in owner.__dict__:
+                    continue
+                original = owner.__dict__[name]
+                try:
+                    wrapt.wrap_function_wrapper(owner, name, wrapper)
+                except Exception as exc:
+                    log_once(f"patch {owner.__qualname__}.{name}", exc)
+                    continue
+                _inert.discard(id(wrapper))
+                self._patches[key] = _Patch(
+                    provider, owner, name, original, owner.__dict__[name], wrapper
+                )
+                self._by_wrapper[id(wrapper)] = key
+                n += 1
+            self._providers.add(provider)
+            return n
+
+    def uninstall(self, provider: str | None = None) -> None:
+        """Restore originals; a patch that someone else wrapped afterwards stays but goes inert."""
+        with self._lock:
+            for key, patch in list(self._patches.items()):
+                if provider is not None and patch.provider != provider:
+                    continue
+                if patch.owner.__dict__.get(patch.name) is patch.installed:
+                    if patch.below is None:
+                        setattr(patch.owner, patch.name, patch.original)
+                    else:  # the other instrumentor stays; otm's layer under it goes inert
+                        setattr(patch.owner, patch.name, patch.below)
+                        _inert.add(id(patch.wrapper))
+                else:
+                    _inert.add(id(patch.wrapper))
+                del self._patches[key]
+                self._by_wrapper.pop(id(patch.wrapper), None)
+            if provider is None:
+                self._providers.clear()
+            else:
+                self._providers.discard(provider)
+
+
+    def on_top(self, wrapper: Callable[..., Any]) -> bool:
+        """Whether otm's layer for ``wrapper`` is the outermost one on its method.
+
+        When another instrumentor patched over it (EcoLogits after otm), otm's
+        layer moves back on top, wrapping the other one, so that otm sees (and
+        gives ``.otm`` to) what the caller receives; returns False for the call
+        in flight, which is recorded from underneath. Two attribute reads when
+        nothing changed.
+        """
+        key = self._by_wrapper.get(id(wrapper))
+        if key is None:
+            return True
+        patch = self._patches.get(key)
+        if patch is None or key[0].__dict__.get(key[1]) is patch.installed:
+            return True
+        import wrapt
+
+        with self._lock:
+            patch = self._patches.get(key)
+            if patch is None:
+                return True
+            owner, name = key
+            current = owner.__dict__.get(name)
+            if current is patch.installed or current is None:
+                return True
+            try:
+                wrapt.wrap_function_wrapper(owner, name, wrapper)
+            except Exception as exc:
+                log_once(f"re-patch {owner.__qualname__}.{name}", exc)
+                return True
+            self._patches[key] = patch._replace(installed=owner.__dict__[name], below=current)
+        return False
+
+
+registry = PatchRegistry()
+"""The process's patches (what ``otm.instrument()`` installs)."""
+
+
+def is_inert(wrapper: Callable[..., Any]) -> bool:
+    """Whether ``wrapper`` was uninstalled while another instrumentor kept it wrapped."""
+    return id(wrapper) in _inert
+
+
+_swapped: dict[tuple[type, Any], type] = {}
+_swapped_set: set[type] = set()
+_swapped_lock = threading.Lock()
+
+
+def swapped_class(base: type, variant: Any, make: Callable[[Any], type]) -> type:
+    """The subclass ``make(base)`` for ``(base, variant)``, made once and cached."""
+    key = (base, variant)
+    sub = _swapped.get(key)
+    if sub is None:
+        with _swapped_lock:
+            sub = _swapped.get(key)
+            if sub is None:
+                sub = make(base)
+                _swapped[key] = sub
+                _swapped_set.add(sub)
+    return sub
+
+
+def swap_class(obj: Any, variant: Any, make: Callable[[Any], type]) -> bool:
+    """Give ``obj`` the cached subclass of its class for ``variant``; False if already swapped."""
+    base = type(obj)
+    if base in _swapped_set:
+        return False
+    obj.__class__ = swapped_class(base, variant, make)
+    return True
+
+
+def subclass(base: Any, namespace: dict[str, Any]) -> type:
+    """A subclass of ``base`` that looks like it (same name, qualname and module)."""
+    ns = {"__module__": base.__module__, "__qualname__": base.__qualname__, **namespace}
+    return type(base.__name__, (base,), ns)

@@ -144,9 +144,9 @@ def _default_region(region: str | None, deployment: Deployment | None) -> str | 
     if region or (deployment is not None and deployment.region):
         return region
     try:
-        from otm.config import settings
+        from otm.config import default_region
 
-        return settings().region
+        return default_region()
     except Exception:  # noqa: BLE001 - a broken config must not break an estimate
         return None
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from mlenergy import Point
 
 from otm.deployment import Deployment
 from otm.estimate.calibration import DEFAULT, Calibration
@@ -32,8 +33,6 @@ from otm.estimate.engine import ENGINES, LEGACY_PRIOR, MODERN_PRIOR, Engine, Ker
 from otm.estimate.group import build_group
 from otm.estimate.stamp import data_stamp
 from otm.telemetry import Telemetry
-
-from mlenergy import Point
 
 HW = ("eta_bw", "eta_flops", "gemm_half_rows", "u_wait", "u_mem", "u_comp")
 HW_PRIOR = {  # centre, log-sigma (ESTIMATES, docs "Calibration")

@@ -19,7 +19,7 @@ from otm.telemetry import Telemetry
 
 from . import frames
 from .calibration import DEFAULT, Calibration
-from .combine import ChunkResult, compute
+from .combine import compute
 from .floor import FLOORS
 from .group import Group, build_group, with_history
 from .results import FLAG_AT_LIMIT, FLAG_IMPLAUSIBLE, ImpactBatch, summarise

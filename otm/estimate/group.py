@@ -230,7 +230,6 @@ def build_group(
     idle = per_accel(lambda a: a.idle_w)
 
     w_total = total * 1e9 * bytes_pp
-    w_active = active * 1e9 * bytes_pp
     n_mem = np.maximum(w_total * cal.memory_overhead / (mem * (1.0 - cal.kv_headroom_fraction)), 1.0)
     size_by_speed = plan.count is None and not plan.self_hosted
     max_inst = np.array([a.max_instance for a in accels], dtype=float)[a_idx]

@@ -120,9 +120,9 @@ def from_name(name: str | None) -> Precision | None:
             bpw = _GGUF_BPW.get(key) or _GGUF_BPW.get(key + "_m")
             if bpw is not None:
                 return Precision(f"gguf-{key}", bpw / 8.0, "w4a16" if bpw < 8 else "int8", "id")
-    m = _BPW.search(s)
-    if m is not None:
-        bpw = float(m.group(1))
+    found = _BPW.search(s)
+    if found is not None:
+        bpw = float(found.group(1))
         if 1.0 <= bpw <= 16.0:
             return Precision(f"{bpw:g}bpw", bpw / 8.0, "bf16" if bpw >= 16 else "w4a16", "id")
     for pat, label, b, path in _RULES:

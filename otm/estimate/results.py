@@ -17,7 +17,6 @@ import numpy as np
 from otm.impact import Impact, Range
 
 from . import frames
-
 from .user import METHOD_ITL, METHOD_LATENCY, METHOD_TOKENS, METHODS
 
 __all__ = ["FLAG_AT_LIMIT", "FLAG_IMPLAUSIBLE", "ImpactBatch", "summarise"]
@@ -49,13 +48,13 @@ def summarise(
     if x.shape[1] < 2:
         return v, v, v
     s = x[:, 1:]
-    if ok is None or bool(ok[:, 1:].all()):
+    if ok is None or bool(np.all(ok[:, 1:])):
         s = np.sort(s, axis=1)
         k = np.full(x.shape[0], s.shape[1])
     else:
-        okr = ok[:, 1:]
+        okr = np.asarray(ok)[:, 1:]
         none = ~okr.any(axis=1)
-        okr = okr | none[:, None]
+        okr = okr | np.asarray(none)[:, None]
         s = np.sort(np.where(okr, s, np.inf), axis=1)
         k = okr.sum(axis=1)
     lo = np.minimum(_at(s, k, pcts[0]), v)

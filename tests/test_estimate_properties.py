@@ -11,9 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from otm.deployment import Deployment
-from otm.estimate import DEFAULT, estimate, estimate_many, reset_floors
-from otm.estimate.group import build_group
-from otm.estimate.stamp import data_stamp
+from otm.estimate import estimate, estimate_many, reset_floors
 from otm.impact import Impact
 from otm.telemetry import Telemetry
 
@@ -57,14 +55,6 @@ def _same_reading(a: Impact, b: Impact) -> bool:
     out more samples, or moves its central figure, carries new information, and no
     ordering is owed across that (docs/methodology.md "Faster than the assumptions")."""
     return _reading(a) == _reading(b) and not _reading(a)[0]
-
-
-def _prior_conditions(c: tuple[str, str | None, Deployment | None]) -> bool:
-    """A hosted instance of a given size reads an untimed request at the typical hosted
-    speed; the estimator currently also *sets aside* the samples that cannot serve that
-    assumed speed (see test_estimate.py::test_an_untimed_request_keeps_every_sample)."""
-    g = build_group(c[0], c[1], c[2], None, DEFAULT, data_stamp())
-    return not g.plan.self_hosted and not g.size_by_speed and g.plan.batch_override is None
 
 
 def _stream(
@@ -160,7 +150,6 @@ def test_a_faster_stream_never_keeps_more_samples(c, inp, out, itl, faster) -> N
     dur=st.floats(0.01, 600),
 )
 def test_more_tokens_never_cost_less_without_a_stream(c, inp, out, extra, dur) -> None:  # type: ignore[no-untyped-def]
-    assume(not _prior_conditions(c))  # drop once the untimed-conditioning bug is fixed
     untimed = Telemetry(model=c[0], provider=c[1], input_tokens=inp, output_tokens=out)
     _le(_est(untimed, c), _est(untimed.model_copy(update={"output_tokens": out + extra}), c))
     _le(_est(untimed, c), _est(untimed.model_copy(update={"input_tokens": inp + extra}), c))

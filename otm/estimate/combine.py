@@ -37,6 +37,9 @@ class ChunkResult:
     breakdowns are of that sample, shape (N,).
     """
 
+    moved_by_speed: np.ndarray
+    """Per request: its central sample moved because sample 0 cannot serve its own speed
+    (not because the deployment's history set sample 0 aside)."""
     energy_j: np.ndarray
     carbon_g: np.ndarray
     water_ml: np.ndarray
@@ -117,7 +120,9 @@ def compute(g: Group, c: Columns, sl: slice) -> ChunkResult:
         batch = np.broadcast_to(np.float64(b_over), observed.shape)
     else:
         raw = invert(g.inst, np.where(timed, observed, 1.0), n, seq_b)
-        below = timed & (raw < 1.0)
+        # only a request's own stream conditions the samples (an assumed typical
+        # speed is no evidence)
+        below = np.broadcast_to(is_itl, raw.shape) & (raw < 1.0)
         if below.any():
             # Faster than one sequence steps under a sample's assumptions. Within
             # the step model's own accuracy that is one sequence (a request alone
@@ -128,6 +133,7 @@ def compute(g: Group, c: Columns, sl: slice) -> ChunkResult:
             # barely identified there, so the central figure is the feasible median
             at_floor = below[:, 0]
         batch = np.where(timed, raw, g.batch_prior)
+    own = feasible[:, 0] & ~at_floor  # sample 0 serves the request's own speed
     if g.history_ok is not None:
         feasible = feasible & g.history_ok
     batch = np.clip(batch, 1.0, b_max)
@@ -195,6 +201,7 @@ def compute(g: Group, c: Columns, sl: slice) -> ChunkResult:
     it0 = at(it)
     total0 = at(energy)
     return ChunkResult(
+        moved_by_speed=(central != 0) & ~own,
         energy_j=energy,
         carbon_g=carbon,
         water_ml=water,

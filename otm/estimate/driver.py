@@ -121,6 +121,7 @@ def _chunk(g: Group, sub: Columns, sl: slice, pcts: tuple[float, float]) -> dict
         "batch": summarise(r.batch, pcts, ok, r.central),
         "count": summarise(r.count, pcts, ok, r.central),
         "central": r.central,
+        "moved": r.moved_by_speed,
         "kept": ok[:, 1:].mean(axis=1),
         "none_ok": ~ok.any(axis=1),
     }
@@ -241,7 +242,7 @@ def estimate_many(
             out.flags[rows] = np.where(
                 timed & res["none_ok"],
                 FLAG_IMPLAUSIBLE,
-                np.where(timed & (res["central"] != 0), FLAG_AT_LIMIT, 0),
+                np.where(timed & res["moved"], FLAG_AT_LIMIT, 0),
             )
             out.kept[rows] = res["kept"]
         out.group[idx] = gi

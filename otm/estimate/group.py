@@ -405,7 +405,8 @@ def with_history(g: Group, itl_floor: float | None, streams: int) -> tuple[Group
     if itl_floor is None or not np.isfinite(itl_floor) or itl_floor <= 0:
         return g, []
     fastest = g.sizing_limit() if g.size_by_speed else _one_sequence(g)
-    ok = fastest <= itl_floor * 1.02  # 2 %: timer resolution and step jitter
+    # within the step model's accuracy a stream is one sequence (as for a single request)
+    ok = fastest <= itl_floor * (1.0 + g.cal.floor_tolerance)
     if ok.all():
         return replace(g, history_ok=ok), []
     accel = g.plan.accelerators[int(g.accel_idx[0])].name

@@ -274,7 +274,7 @@ def _limit_note(itl: float, p: dict[str, Any]) -> str:
     return (
         f"{shown} is faster than the central assumptions for {p['model']} on {p['accelerator']} "
         f"can serve (about {p['central_tokens_per_s']:.0f} tokens/s): the central figures come "
-        "from the assumptions that can (a faster engine, precision or hardware), the range from all of them"
+        "from the assumptions that can (a faster engine, precision or hardware), and so does the range"
     )
 
 

@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from otm.estimate import estimate, estimate_many
-from otm.estimate.batch import _WORKERS
+from otm.estimate.driver import _WORKERS
 from otm.telemetry import Telemetry
 
 MODELS = (("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5"), ("google", "gemini-2.5-flash"))

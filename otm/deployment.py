@@ -35,7 +35,16 @@ class Deployment(BaseModel):
     idle_reserve: float | None = Field(default=None, ge=0.0, lt=1.0)
     """Share of provisioned capacity kept idle for peaks and failover."""
     precision: str | None = None
-    """Weight precision served (``bf16``, ``fp8``, ``fp4``, ``int4``)."""
+    """Weight precision served (``bf16``, ``fp8``, ``mxfp4``, ``nvfp4``, ``int4``, ``awq``,
+    ``q4_k_m``...); by default read from the model id (``...-FP8``, ``...-AWQ``) or the
+    model's data row."""
+    engine: str | None = None
+    """Serving engine: ``vllm``, ``sglang``, ``tensorrt-llm``, ``vllm-0.4`` (legacy),
+    ``transformers`` (eager PyTorch)... Unset: a provider's production engine for hosted
+    services; for self-hosted ones a modern engine, with the legacy one widening the range."""
+    expert_parallel: bool | None = None
+    """Whether a multi-accelerator MoE instance shards experts (EP) rather than tensors (TP);
+    unset: the engine's default."""
     batch: float | None = Field(default=None, gt=0)
     """Effective concurrent requests per instance, when known (skips inference)."""
     grid_gco2e_per_kwh: float | None = Field(default=None, ge=0.0)

@@ -114,9 +114,6 @@ class Telemetry(BaseModel):
         default=None, validation_alias=_alias("response_model", "responseModel")
     )
     """The model the response said served it."""
-    response_id: str | None = Field(default=None, validation_alias=_alias("response_id", "responseId"))
-    """The provider's completion id (``chatcmpl-...``, ``msg_...``, Gemini's ``responseId``);
-    ``request_id`` is the HTTP request's id."""
     finish_reasons: tuple[str, ...] | None = None
     """Why each choice (candidate) ended, as the provider reported it."""
     server_address: str | None = None

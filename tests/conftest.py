@@ -14,6 +14,7 @@ import importlib.metadata
 import logging
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,10 @@ import pytest
 # the tests never reach the network.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The learned deployment histories persist in the user's cache directory: never
+# the real one from a test run (the persistence tests point it elsewhere themselves).
+os.environ.setdefault("OTM_CACHE_DIR", tempfile.mkdtemp(prefix="otm-test-cache-"))
+os.environ.setdefault("OTM_PERSIST_PROFILES", "0")
 
 ROOT = Path(__file__).resolve().parent.parent
 _DRIFT: list[str] = []

@@ -296,23 +296,3 @@ def test_device_runner_goes_on_after_a_failing_step(tmp_path: Path) -> None:
     assert "--requests takes IN:OUT" in (out / "table4.log").read_text()
     assert (out / "nvml_validate.json").read_text().strip()  # the next step still ran
     assert "nvml_validate:" in (out / "summary.txt").read_text()
-
-
-# --------------------------------------------------------------------------- docs/validation.md
-
-
-def test_validation_doc_keeps_its_hand_filled_gpu_section(monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "otm_bench_validate", ROOT / "bench" / "validate.py"
-    )
-    assert spec is not None and spec.loader is not None
-    validate = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, validate)
-    spec.loader.exec_module(validate)
-
-    doc = (ROOT / "docs" / "validation.md").read_text()
-    tail = doc[doc.index(validate.HAND_FILLED) :]
-    assert "Each request alone on one H200" in tail and "to be filled by a GPU run" in tail
-    # regenerating the report replaces what is above the marker and keeps the rest
-    assert validate.keep_hand_filled("# new report\n", doc) == "# new report\n\n" + tail
-    assert validate.keep_hand_filled("# new report\n", "# old, no marker\n") == "# new report\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,9 @@ from otm.estimate import reset_floors
 
 
 @pytest.fixture(autouse=True)
-def _fresh_floors() -> Iterator[None]:
+def _fresh_floors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # the learned history would otherwise be written to the user's cache directory
+    monkeypatch.setenv("OTM_CACHE_DIR", str(tmp_path / "cache"))
     reset_floors()
     yield
     reset_floors()
@@ -48,8 +51,35 @@ def test_estimate_json_streamed(capsys: pytest.CaptureFixture[str]) -> None:
     assert 0 < e["low"] <= e["value"] <= e["high"]
     assert set(out["breakdown_wh"]) == {"accelerator", "host", "idle", "facility"}
     assert out["assumptions"]["method"] == "itl"
-    assert out["assumptions"]["observed"]["tokens_per_s"] == pytest.approx(70, rel=1e-6)
+    observed = out["assumptions"]["observed"]
+    assert observed["tokens_per_s"] == pytest.approx(70, rel=1e-6)
+    assert observed["itl_s"] == pytest.approx(1 / 70, rel=1e-6)
+    assert 0.0 < observed["assumptions_kept"] <= 1.0
     assert out["cost_usd"] > 0
+
+
+@pytest.mark.parametrize(("tps", "beyond"), [("40", False), ("400", True)])
+def test_estimate_json_says_how_the_speed_was_read(
+    capsys: pytest.CaptureFixture[str], tps: str, beyond: bool
+) -> None:
+    """400 tokens/s from an 8B model on one H100 is beyond every sampled assumption: kept,
+    read as one sequence at that speed, and said so; 40 tokens/s is an ordinary stream."""
+    argv = ["estimate", "--model", "llama-3.1-8b", "--provider", "local"]
+    argv += ["--accelerator", "H100", "--count", "1", "--input-tokens", "500"]
+    argv += ["--output-tokens", "300", "--ttft", "0.1", "--tps", tps, "--json"]
+    out = _json(capsys, argv)
+    a = out["assumptions"]  # type: ignore[index]
+    assert a["method"] == "itl"
+    notes = " ".join(a["warnings"])
+    if beyond:
+        assert a["observed"]["beyond_assumptions"] is True
+        assert a["observed"]["assumptions_kept"] == 0.0
+        assert a["effective_batch"]["value"] == 1.0
+        assert "400 tokens/s is faster than any sampled assumption" in notes
+    else:
+        assert "beyond_assumptions" not in a["observed"] and "central_moved" not in a["observed"]
+        assert a["effective_batch"]["value"] > 1.0
+        assert "faster than" not in notes
 
 
 def test_estimate_json_methods(capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,7 +40,7 @@ def test_estimate_stays_callable_after_its_subpackage_is_imported() -> None:
     # Importing otm.estimate (the package) sets the attribute otm.estimate to
     # the module; it must still be the estimator function for users.
     code = (
-        "import otm, otm.estimate.batch;"
+        "import otm, otm.estimate.driver;"
         "from otm import estimate;"
         "t = otm.Telemetry(model='gpt-4o', input_tokens=10, output_tokens=10);"
         "print(type(otm.estimate(t)).__name__, type(estimate(t)).__name__)"

@@ -205,8 +205,6 @@ def wrap(
     ``ValueError`` here, once, rather than costing every record of the client.
     """
     # Imported here: instrument() before any SDK import must not load the settings machinery.
-    from dataclasses import replace
-
     from otm.capture.clients import client_settings, set_client_settings
     from otm.capture.settings import snapshot
 

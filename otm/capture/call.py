@@ -165,8 +165,6 @@ class Call:
         """Deferred work run once when the call finishes, before the record is
         built (e.g. measuring the request's text only when it is needed)."""
         # What the API named (for export under the OpenTelemetry GenAI conventions).
-        self.response_id: str | None = None
-        """The completion id (``chatcmpl-...``, ``msg_...``, Gemini's ``responseId``)."""
         self.finish_reasons: list[str] | None = None
         self.server_address: str | None = None
         self.server_port: int | None = None

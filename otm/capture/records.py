@@ -7,6 +7,7 @@ region and tags follow the one precedence rule of :func:`otm.config.effective`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from otm._log import log_once
@@ -245,7 +246,7 @@ _RECORD_ATTRIBUTE = RecordAttribute()
 def _hide_in_dir(base: type) -> None:
     """``dir()`` of an instance without a record does not list ``otm``: code that reads every
     name ``dir()`` gives (LiteLLM does, on openai's models) must not meet a missing one."""
-    inner = base.__dict__.get("__dir__") or getattr(base, "__dir__")
+    inner: Callable[[Any], Iterable[str]] = base.__dict__.get("__dir__") or base.__dir__  # type: ignore[assignment]
 
     def __dir__(self: Any) -> list[str]:
         names = list(inner(self))
@@ -254,7 +255,7 @@ def _hide_in_dir(base: type) -> None:
         return names
 
     __dir__.__wrapped__ = inner  # type: ignore[attr-defined]
-    setattr(base, "__dir__", __dir__)
+    type.__setattr__(base, "__dir__", __dir__)
 
 
 def keep_records_out_of(bases: tuple[type, ...]) -> None:

@@ -399,6 +399,13 @@ class ModelSpec(_Sourced):
     """Layers that attend over ``sliding_window`` tokens only."""
     kv_layers: int | None = Field(default=None, ge=0)
     """Layers that keep a KV cache when fewer than ``layers`` (hybrid linear/SSM models)."""
+    ssm_layers: int | None = Field(default=None, ge=0)
+    """Hybrid models: state-space (Mamba-2) layers, which keep a fixed-size state per
+    sequence instead of a KV cache that grows with the context."""
+    ssm_inner: int | None = Field(default=None, ge=1)
+    """Mamba-2 inner width per SSM layer (heads x head dim)."""
+    ssm_state: int | None = Field(default=None, ge=1)
+    """Mamba-2 state size per channel (``ssm_state_size`` / ``d_state``)."""
     precision: Precision = "bf16"
     precision_estimated: bool = True
     """True when the serving precision is assumed rather than published."""
@@ -439,6 +446,12 @@ class ModelSpec(_Sourced):
     def params_estimated(self) -> bool:
         """True when the parameter counts are estimates (same as ``estimated``)."""
         return self.estimated
+
+    def ssm_state_elements(self) -> float:
+        """Recurrent state one sequence holds across all SSM layers (elements; 0 if none)."""
+        if not (self.ssm_layers and self.ssm_inner and self.ssm_state):
+            return 0.0
+        return float(self.ssm_layers * self.ssm_inner * self.ssm_state)
 
     @property
     def bytes_per_param(self) -> float:

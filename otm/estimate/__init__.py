@@ -5,11 +5,15 @@
     batch = estimate_many(list_of_telemetry)       # numpy over all records
     batch.energy_wh_value, batch.totals()
 
-Layers (data flows top to bottom): :mod:`.user` (telemetry -> phases),
-:mod:`.provider` (model -> work), :mod:`.hardware` (deployment -> power and
-site factors), :mod:`.combine` (the three -> per-sample physics),
-:mod:`.batch` (grouping, ranges, the :class:`ImpactBatch`). The physics and
-every constant are documented in docs/methodology.md.
+One module per physical question (docs/architecture.md): :mod:`.user`
+(telemetry -> phases), :mod:`.provider` and :mod:`.precision` (model ->
+work), :mod:`.engine` (the serving software), :mod:`.hardware` (deployment
+-> power and site factors), :mod:`.decode` (step time, batch inversion),
+:mod:`.group` (a group's sampled inputs), :mod:`.floor` (what each
+deployment has shown), :mod:`.combine` (the layers together ->
+per-sample energy, carbon, water), :mod:`.results` (:class:`ImpactBatch`)
+and :mod:`.driver` (:func:`estimate_many`). The physics and every constant
+are documented in docs/methodology.md.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ import sys
 import types
 from typing import Any
 
-from .batch import ImpactBatch, estimate, estimate_many
 from .calibration import DEFAULT, Calibration
-from .user import FLOORS, METHODS
+from .driver import estimate, estimate_many
+from .engine import engine_names
+from .floor import FLOORS, set_persistence
+from .results import ImpactBatch
+from .user import METHODS
 
 __all__ = [
     "DEFAULT",
@@ -28,8 +35,10 @@ __all__ = [
     "Calibration",
     "ImpactBatch",
     "estimate",
+    "engine_names",
     "estimate_many",
     "reset_floors",
+    "set_persistence",
 ]
 
 
@@ -49,5 +58,5 @@ sys.modules[__name__].__class__ = _CallableModule
 
 
 def reset_floors() -> None:
-    """Forget the per-deployment floors learned from fast streams (tests, new sessions)."""
+    """Forget the deployment histories learned in this process (the profile file stays)."""
     FLOORS.reset()

@@ -4,10 +4,11 @@ Two kinds live here; docs/methodology.md gives each its value, its source and
 its reasoning (sections "Decode step time", "Power", "Prefill", "Ranges" and
 "Constants not listed above"):
 
-* **Fitted** on the ML.ENERGY leaderboard v2 measurements (vLLM on A100 and
-  H100) by ``bench/validate.py``: the step-time efficiencies, the serving
-  engine overheads and the power-versus-load curve. Refit with
-  ``python bench/validate.py --fit`` and paste the printed literals.
+* **Fitted** on the ML.ENERGY leaderboard measurements (v2: vLLM 0.4.2 on
+  A100 and H100; v3: vLLM 0.11.1 on H100 and B200) by ``bench/validate.py``:
+  the decode efficiencies and the power-versus-load curve (shared by every
+  engine), and the central values of each engine profile
+  (:mod:`otm.estimate.engine`). Refit with ``python bench/validate.py --fit``.
 * **Estimates** (marked so): figures no measurement in reach pins down, each
   with the reasoning behind its value and range.
 
@@ -18,6 +19,7 @@ swap it in (leave-one-model-out refits) without touching module state.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 __all__ = ["DEFAULT", "Calibration", "Tri"]
 
@@ -29,44 +31,46 @@ Tri = tuple[float, float, float]
 class Calibration:
     """The estimator's constants. Defaults are the fitted and estimated values."""
 
-    # --- decode step time, fitted (docs/methodology.md "Decode step time") ---
-    eta_bw: float = 0.5744
-    """Achieved fraction of peak memory bandwidth in decode (fitted)."""
-    eta_flops: float = 0.2678
-    """Achieved fraction of dense peak FLOP/s in decode matmuls (fitted)."""
-    moe_compute_overhead: float = 0.8425
-    """Extra compute time of MoE layers (routing, small per-expert GEMMs), x active FLOPs (fitted)."""
-    t_step_base_s: float = 0.0
-    """Per-step engine overhead on one accelerator, seconds (fitted, vLLM 0.4.2)."""
-    t_step_sync_s: float = 0.03714
-    """Per-step overhead growth with parallelism: x (sqrt(min(count, 16)) - 1), seconds (fitted)."""
-    t_per_seq_s: float = 3.817e-4
-    """Per-step, per-sequence engine overhead (scheduling, sampling), seconds (fitted)."""
-    efficiency_spread: Tri = (1.0, 0.8, 1.25)
-    """Multiplier on both efficiencies for the range (~3x the step-time fit's rms; ESTIMATE)."""
+    # --- decode hardware physics, fitted (docs/methodology.md "Decode step time") ---
+    # The engine's own overheads live in the engine profiles (otm/estimate/engine.py).
+    eta_bw: float = 0.9401
+    """Achieved fraction of peak memory bandwidth when decode streams weights and KV (fitted)."""
+    eta_flops: float = 0.5659
+    """Achieved fraction of dense peak FLOP/s in decode matmuls at many rows (fitted)."""
+    gemm_half_rows: float = 20.43
+    """Rows (tokens) per matrix product at which a decode GEMM reaches half its efficiency
+    (fitted): small per-expert products run far below peak."""
+    efficiency_spread: Tri = (1.0, 0.8746, 1.1434)
+    """Multiplier on both efficiencies for the range: 90 % of the fit's step-time residuals
+    (robust: 1.645 x 1.4826 x their median absolute deviation in log)."""
 
     # --- power versus load, fitted (docs/methodology.md "Power") ---
-    u_wait: float = 0.2063
-    """Utilisation (0 idle .. 1 rated) while the accelerator waits on the engine (fitted)."""
-    u_work: float = 0.6538
-    """Utilisation while decode kernels run (fitted; u_wait + slope)."""
-    moe_power_factor: float = 0.7751
-    """MoE layers draw less: smaller per-expert matmuls (fitted)."""
-    power_spread: Tri = (1.0, 0.85, 1.15)
-    """Multiplier on utilisation for the range (~1.5x the power fit's rms; ESTIMATE)."""
+    u_wait: float = 0.1436
+    """Utilisation (0 idle .. 1 rated) while the accelerator waits on the host (fitted)."""
+    u_mem: float = 1.0099
+    """Utilisation while memory-bound kernels stream weights and KV (fitted)."""
+    u_comp: float = 1.2881
+    """Utilisation while compute-bound kernels run (fitted; capped at 1 in use)."""
+    power_spread: Tri = (1.0, 0.8401, 1.1904)
+    """Multiplier on utilisation for the range: 90 % of the fit's power residuals (robust)."""
 
-    # --- serving engine overhead scale (ESTIMATE, docs "Engine overhead") ---
-    engine_self_hosted: Tri = (1.0, 0.1, 1.0)
-    """Scale of the fitted overheads for a deployment the user names (calibrated engine)."""
-    engine_hosted: Tri = (0.03, 0.01, 0.06)
-    """Scale of the fixed step overhead for hosted APIs: CUDA graphs, fused collectives
-    (ESTIMATE: ~1-7 ms per step at 8-16 accelerators)."""
-    per_seq_hosted: Tri = (0.005, 0.0, 0.01)
-    """Scale of the per-sequence overhead for hosted APIs, whose schedulers overlap CPU
-    work with the GPU. Upper bound from DeepSeek's disclosure: ~12,600 sequences per
-    decode instance at 47 ms per step leave at most ~3.8 us per sequence (ESTIMATE)."""
-    sync_max_count: float = 16.0
-    """The sync overhead stops growing past the largest calibrated instance (16 GPUs)."""
+    # --- serving engines (docs "Engine profiles") ---
+    floor_tolerance: float = 0.1434
+    """A stream faster than a sample's one-sequence step by less than this share is that one
+    sequence (the step model's accuracy: the high side of ``efficiency_spread``); faster
+    still, the sample cannot be right for it (docs "Faster than the assumptions")."""
+    legacy_share: float = 0.2
+    """Share of samples on the legacy engine profile when a self-hosted deployment does not
+    say what it runs (ESTIMATE: most self-hosted serving moved to modern engines by 2025)."""
+    context_mix: Tri = (1.0, 0.7, 1.4)
+    """The batch-mates' mean context relative to this request's own (their KV reads are
+    what the step holds; ESTIMATE)."""
+    engines: tuple[tuple[str, Any], ...] = ()
+    """Engine profiles replacing the packaged ones by name (refits and what-ifs; see
+    :mod:`otm.estimate.engine`)."""
+    max_seqs_per_accel: float = 8192.0
+    """Sanity cap on concurrent sequences per accelerator (ML.ENERGY v3 runs up to 4,096
+    on one B200; ESTIMATE)."""
 
     # --- prefill (ESTIMATE, docs "Prefill") ---
     prefill_mfu: Tri = (0.4, 0.3, 0.5)

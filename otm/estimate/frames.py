@@ -46,7 +46,7 @@ __all__ = [
 TIME_COLUMNS = ("start_time", "first_chunk_time", "first_token_time", "last_token_time", "end_time")
 DURATION_COLUMNS = ("ttft_s", "decode_s", "duration_s", "itl_s")
 TEXT_COLUMNS = ("provider", "model", "status")
-FLAG_COLUMNS = ("streamed", "reasoning_streamed")
+FLAG_COLUMNS = ("streamed", "reasoning_streamed", "output_tokens_estimated", "tokens_estimated")
 COUNT_COLUMNS = (
     "input_tokens",
     "cached_input_tokens",
@@ -54,7 +54,11 @@ COUNT_COLUMNS = (
     "reasoning_tokens",
     "visible_output_tokens",
 )
-READ = frozenset((*TIME_COLUMNS, *DURATION_COLUMNS, *TEXT_COLUMNS, *FLAG_COLUMNS, *COUNT_COLUMNS))
+OVERRIDE_COLUMNS = ("grid_gco2e_per_kwh", "content_chunk_count")
+"""Per-record inputs beside the telemetry (a live grid intensity for the hour served)."""
+READ = frozenset(
+    (*TIME_COLUMNS, *DURATION_COLUMNS, *TEXT_COLUMNS, *FLAG_COLUMNS, *COUNT_COLUMNS, *OVERRIDE_COLUMNS)
+)
 """The columns the estimator reads; the others are not converted."""
 
 _MS_THRESHOLD = 1e11  # as Telemetry: no unix time in seconds exceeds it before the year 5138

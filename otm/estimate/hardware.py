@@ -67,6 +67,7 @@ class Accel:
     bw_bytes_s: float
     bf16_flops: float
     fp8_flops: float | None
+    fp4_flops: float | None
     tdp_w: float
     idle_w: float
     embodied_kg: Tri
@@ -77,11 +78,27 @@ class Accel:
     """The largest serving instance (accelerators) plausible for this type: see
     :func:`max_instance`."""
 
-    def peak_flops(self, precision_bytes: float) -> float:
-        """Dense peak for the weight precision: FP8 path when weights are 1 byte or less."""
-        if precision_bytes <= 1.0 and self.fp8_flops:
+    def path(self, path: str) -> str:
+        """The kernels a precision path runs on this accelerator: 4-bit floating point is
+        native only where the tensor cores have it (Blackwell), else dequantised to 16-bit."""
+        if path in ("mxfp4", "nvfp4"):
+            return "fp4" if self.fp4_flops else "w4a16"
+        if path in ("fp8", "int8") and not self.fp8_flops:
+            return "w4a16" if path == "fp8" else path
+        return path
+
+    def peak_flops(self, kernels: str) -> float:
+        """Dense peak of a kernel path. Native FP4 decode is counted at the FP8 rate:
+        the engines of 2025 run MXFP4 MoE layers with 8-bit activations (ESTIMATE)."""
+        if kernels in ("fp8", "int8", "fp4") and self.fp8_flops:
             return self.fp8_flops
         return self.bf16_flops
+
+    def prefill_peak(self, kernels: str) -> float:
+        """Dense peak prefill reaches on a kernel path (FP4 where native)."""
+        if kernels == "fp4" and self.fp4_flops:
+            return self.fp4_flops
+        return self.peak_flops(kernels)
 
 
 @dataclass(frozen=True)
@@ -114,6 +131,8 @@ class HardwarePlan:
     include_host: bool
     host_w_override: float | None
     precision_override: str | None
+    engine: str | None
+    expert_parallel: bool | None
     batch_override: float | None
     warnings: tuple[str, ...]
 
@@ -137,6 +156,7 @@ def _accel(spec: AcceleratorSpec) -> Accel:
         bw_bytes_s=spec.mem_bandwidth_tbs * 1e12,
         bf16_flops=spec.bf16_tflops * 1e12,
         fp8_flops=None if spec.fp8_tflops is None else spec.fp8_tflops * 1e12,
+        fp4_flops=None if spec.fp4_tflops is None else spec.fp4_tflops * 1e12,
         tdp_w=spec.tdp_w,
         idle_w=spec.idle_w,
         embodied_kg=_tri(spec.embodied_kgco2e),
@@ -190,6 +210,7 @@ _H100_FALLBACK = Accel(
     bw_bytes_s=3.35e12,
     bf16_flops=989.4e12,
     fp8_flops=1978.9e12,
+    fp4_flops=None,
     tdp_w=700.0,
     idle_w=84.0,
     embodied_kg=(164.0, 130.0, 273.0),
@@ -339,6 +360,8 @@ def hardware_plan(
         include_host=dep.include_host,
         host_w_override=dep.host_w_per_accel,
         precision_override=dep.precision,
+        engine=dep.engine,
+        expert_parallel=dep.expert_parallel,
         batch_override=dep.batch,
         warnings=tuple(warnings),
     )

@@ -54,6 +54,14 @@ class ModelWork:
     kv_width: Tri
     """2 x KV heads x head dim summed over KV layers / layers: KV elements per token per layer."""
     kv_estimated: bool
+    kv_sliding: float
+    """KV elements per token held by sliding-window layers (at most ``window`` tokens each)."""
+    window: float
+    """Sliding window, tokens (0: none)."""
+    state_elements: float
+    """Recurrent (SSM) state one sequence holds, elements (hybrid models; 0 otherwise)."""
+    attn_layers: float
+    """Layers that attend over the context (FLOPs grow with it)."""
     attn_width: float
     """Query width (heads x head dim) for attention FLOPs."""
     compute_multiplier: Tri
@@ -131,7 +139,14 @@ def _from_spec(spec: ModelSpec) -> ModelWork:
 
     layers_v = float(spec.layers) if spec.layers else _layers_guess(active[0])
     kv_el = spec.kv_bytes_per_token(kv_dtype_bytes=1.0)
+    kv_slide = 0.0
+    window = 0.0
     if kv_el is not None and spec.layers:
+        if spec.sliding_layers and spec.sliding_window and spec.kv_heads and spec.head_dim:
+            # sliding layers hold at most `window` tokens: kept apart from the full ones
+            kv_slide = 2.0 * spec.kv_heads * spec.head_dim * spec.sliding_layers
+            window = float(spec.sliding_window)
+            kv_el -= kv_slide
         w = kv_el / layers_v
         kv_width: Tri = (w, w, w)
         layers: Tri = (layers_v, layers_v, layers_v)
@@ -166,6 +181,10 @@ def _from_spec(spec: ModelSpec) -> ModelWork:
         layers=layers,
         kv_width=kv_width,
         kv_estimated=kv_est,
+        kv_sliding=kv_slide,
+        window=window,
+        state_elements=spec.ssm_state_elements(),
+        attn_layers=float(spec.kv_layers if spec.kv_layers is not None else layers_v),
         attn_width=attn_width,
         compute_multiplier=cm,
         price=spec.price,
@@ -265,6 +284,10 @@ def infer_from_name(name: str) -> ModelWork:
         layers=(layers_v, layers_v * 0.75, layers_v * 1.3),
         kv_width=(2 * g2[0], 2 * g2[1], 2 * g2[2]),
         kv_estimated=True,
+        kv_sliding=0.0,
+        window=0.0,
+        state_elements=0.0,
+        attn_layers=layers_v,
         attn_width=_hidden_guess(active[0], layers_v),
         compute_multiplier=(1.0, 1.0, 1.0),
         price=None,

@@ -22,7 +22,12 @@ DIMENSIONS: tuple[str, ...] = (
     "count",  # minimal or doubled accelerator count
     "precision",  # weight bytes when the precision is assumed
     "efficiency",  # eta_bw and eta_flops together (fit residual)
-    "engine",  # serving engine overhead scale
+    "engine_choice",  # the engine profile or its alternative
+    "engine_t0",  # the engine's fixed host time per step
+    "engine_seq",  # its host time per sequence
+    "engine_comm",  # collective and expert-parallel latencies
+    "kernel",  # the precision path's kernel efficiency
+    "context_mix",  # the batch-mates' context relative to the request's
     "power",  # utilisation multiplier (fit residual)
     "kv",  # KV bytes per token when the shape is estimated
     "prefill_mfu",

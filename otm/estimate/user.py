@@ -10,16 +10,13 @@ token, the total duration and the decode speed, with how it was obtained:
 * ``latency``: a non-streamed call gives only its total duration;
 * ``tokens``: no timing at all, only token counts (widest range).
 
-It also keeps the per-deployment floor: recent clean stream speeds per
-(provider, model, deployment), whose low quantile bounds how slow the serving
-engine's step can be (docs "Learning the floor").
+Which streams are clean enough to teach a deployment's history is decided
+here too (``floor_ok``); the history itself lives in :mod:`.floor`.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +25,11 @@ import numpy as np
 from otm.telemetry import Telemetry
 
 __all__ = [
-    "FLOORS",
     "METHODS",
     "METHOD_ITL",
     "METHOD_LATENCY",
     "METHOD_TOKENS",
     "Columns",
-    "FloorTracker",
     "columns",
     "itl_columns",
 ]
@@ -65,6 +60,8 @@ class Columns:
     floor_ok: np.ndarray
     """Rows whose ITL is clean enough to teach the floor."""
     status: np.ndarray  # object: ok | error | cancelled | abandoned
+    grid_override: np.ndarray
+    """Per-record grid intensity, gCO2e/kWh (NaN: the region's)."""
 
     def __len__(self) -> int:
         return int(self.output.shape[0])
@@ -168,6 +165,7 @@ def columns(
     if isinstance(data, Mapping):
         raw: Mapping[str, Any] = data
         n = _length(raw)
+        _check_columns(raw, n)
     else:
         items = [_as_telemetry(x) for x in data]
         n = len(items)
@@ -211,6 +209,14 @@ def columns(
         itl = _num(raw.get("itl_s"), n)
     else:
         itl = itl_columns(decode, visible, _flag(raw.get("streamed", False), n))
+        if "content_chunk_count" in raw:
+            # an output count estimated from text says little about the steps; the
+            # chunks the stream carried say exactly how many arrived (as Telemetry.itl_s)
+            chunks = _num(raw.get("content_chunk_count"), n)
+            est = _flag(raw.get("output_tokens_estimated", raw.get("tokens_estimated", False)), n)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                by_chunk = np.where(chunks >= 2, decode / (chunks - 1.0), np.nan)
+            itl = np.where(est & np.isfinite(by_chunk), by_chunk, itl)
 
     itl_ok = np.isfinite(itl) & (itl >= min_plausible_itl_s)
     lat_ok = ~itl_ok & np.isfinite(duration) & (duration > 0) & (out >= 1)
@@ -234,7 +240,33 @@ def columns(
         method=method,
         floor_ok=floor_ok,
         status=_obj(raw.get("status", "ok"), n),
+        grid_override=_num(raw.get("grid_gco2e_per_kwh"), n) if "grid_gco2e_per_kwh" in raw else np.full(n, np.nan),
     )
+
+
+_COUNTS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "visible_output_tokens")
+
+
+def _check_columns(raw: Mapping[str, Any], n: int) -> None:
+    """Columns of one length, token counts finite and >= 0: a clear error, never a smaller sum."""
+    for name, v in raw.items():
+        if isinstance(v, (str, bytes)) or v is None or np.ndim(v) == 0:
+            continue
+        k = len(v)
+        if k != n:
+            raise ValueError(f"estimate_many: column {name!r} has {k} values, the others {n}")
+    for name in _COUNTS:
+        if name not in raw or raw[name] is None:
+            continue
+        a = np.asarray(raw[name], dtype=float)
+        bad = ~np.isfinite(a) | (a < 0)
+        if bad.any():
+            i = int(np.flatnonzero(np.atleast_1d(bad))[0])
+            shown = a.flat[i] if a.ndim else float(a)
+            raise ValueError(
+                f"estimate_many: column {name!r} must hold token counts >= 0; "
+                f"{int(bad.sum())} value(s) are not (the first, at row {i}: {shown})"
+            )
 
 
 def _flag(x: Any, n: int) -> np.ndarray:
@@ -253,91 +285,3 @@ def _length(raw: Mapping[str, Any]) -> int:
         if a.ndim >= 1:
             return int(a.shape[0])
     return 1
-
-
-def _percentile(x: np.ndarray, q: float) -> float:
-    """``np.percentile(x, q)`` (linear interpolation) without its overhead on small arrays."""
-    pos = q / 100.0 * (x.size - 1)
-    i = int(np.floor(pos))
-    j = min(i + 1, x.size - 1)
-    part = np.partition(x, (i, j)) if x.size > 256 else np.sort(x)
-    f = pos - i
-    return float(part[i] * (1.0 - f) + part[j] * f)
-
-
-class FloorTracker:
-    """Recent clean stream speeds per deployment key (thread-safe, bounded).
-
-    The floor of a deployment (its step at one sequence) is learned from the
-    fastest streams it has shown, robustly: only streams that passed the
-    physics' plausibility check are kept, only the most recent ``capacity``
-    per key (older ones age out), and the floor is a low quantile of them,
-    never the minimum, and only once several streams are in
-    (:meth:`floor`). One burst, cached reply or mis-timed record therefore
-    cannot set it.
-    """
-
-    def __init__(self, max_keys: int = 4096, capacity: int = 256) -> None:
-        self._lock = threading.Lock()
-        self._seen: OrderedDict[Hashable, np.ndarray] = OrderedDict()
-        self._max = max_keys
-        self._cap = capacity
-
-    def samples(self, key: Hashable) -> np.ndarray:
-        """The kept inter-token latencies of ``key``, oldest first (a copy)."""
-        with self._lock:
-            v = self._seen.get(key)
-            if v is None:
-                return np.empty(0)
-            self._seen.move_to_end(key)
-            return v.copy()
-
-    def observe(self, key: Hashable, itl_s: float | np.ndarray) -> None:
-        """Keep clean stream latencies (seconds); non-finite and non-positive ones are dropped."""
-        a = np.atleast_1d(np.asarray(itl_s, dtype=float))
-        a = a[np.isfinite(a) & (a > 0)]
-        if a.size == 0:
-            return
-        with self._lock:
-            old = self._seen.get(key)
-            new = a if old is None else np.concatenate((old, a))
-            self._seen[key] = new[-self._cap :].copy()
-            self._seen.move_to_end(key)
-            while len(self._seen) > self._max:
-                self._seen.popitem(last=False)
-
-    def floor(
-        self,
-        key: Hashable,
-        extra: np.ndarray | None = None,
-        *,
-        window: int = 64,
-        min_streams: int = 5,
-        quantile: float = 10.0,
-    ) -> tuple[float, int] | None:
-        """(low quantile, streams used) of the last ``window`` kept streams plus ``extra``.
-
-        None until ``min_streams`` streams are available.
-        """
-        kept = self.samples(key)[-window:] if window > 0 else np.empty(0)
-        vals = kept if extra is None or extra.size == 0 else np.concatenate((kept, extra))
-        if vals.size < max(min_streams, 1):
-            return None
-        return _percentile(vals, quantile), int(vals.size)
-
-    def get(self, key: Hashable) -> float | None:
-        """The floor with the default rule (10th percentile of >= 5 recent streams)."""
-        f = self.floor(key)
-        return None if f is None else f[0]
-
-    def reset(self) -> None:
-        with self._lock:
-            self._seen.clear()
-
-    def items(self) -> Iterable[tuple[Hashable, np.ndarray]]:
-        with self._lock:
-            return [(k, v.copy()) for k, v in self._seen.items()]
-
-
-FLOORS = FloorTracker()
-"""The process-wide tracker that :func:`otm.estimate` reads and updates."""

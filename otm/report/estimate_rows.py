@@ -75,11 +75,7 @@ def _estimate_group(members: list[Pending], region: str | None) -> None:
     # A flagged record's warning names its own speed, in whole tokens/s: part of its kind.
     with np.errstate(divide="ignore", invalid="ignore"):
         speed = np.where(
-            batch.flags != 0,
-            np.round(
-                np.where(np.isfinite(batch.observed_tps), batch.observed_tps, 1.0 / batch.itl_s)
-            ),
-            0.0,
+            batch.flags != 0, np.round(np.nan_to_num(1.0 / batch.itl_s, posinf=0.0)), 0.0
         ).tolist()
     kinds = list(zip(batch.group.tolist(), batch.method.tolist(), flags, batch.status, speed))
     # Assumptions (warnings, the resolved region) are shared by the records of

@@ -1074,6 +1074,13 @@ SOURCES: list[S] = [
         "https://huggingface.co/nvidia",
     ),
     _s(
+        "nemotron-nano2-report",
+        "NVIDIA, 'NVIDIA Nemotron Nano 2: An Accurate and Efficient Hybrid Mamba-Transformer "
+        "Reasoning Model', arXiv:2508.14444",
+        2025,
+        "https://arxiv.org/abs/2508.14444",
+    ),
+    _s(
         "nemotron4-report",
         "NVIDIA, 'Nemotron-4 340B Technical Report', arXiv:2406.11704",
         2024,

@@ -1,0 +1,298 @@
+"""The driver: group requests, compute each group with numpy, collect an ImpactBatch.
+
+:func:`estimate_many` is the only code path; :func:`estimate` is its
+one-record case.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from otm.deployment import Deployment
+from otm.impact import Impact
+from otm.telemetry import Telemetry
+
+from . import frames
+from .calibration import DEFAULT, Calibration
+from .combine import compute
+from .floor import FLOORS
+from .group import Group, build_group, with_history
+from .results import FLAG_AT_LIMIT, FLAG_IMPLAUSIBLE, ImpactBatch, summarise
+from .stamp import data_stamp
+from .user import METHOD_ITL, Columns, columns
+
+__all__ = ["estimate", "estimate_many"]
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the CPUs this process may run on
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+_MIN_CHUNKS_FOR_THREADS = 4
+# Worker threads for the numpy passes. With two CPUs or fewer the threads
+# contend for the interpreter between numpy calls and were measured slower
+# than one (bench/estimate.py), so they start at three.
+_WORKERS = min(_cpus(), 8) if _cpus() >= 3 else 1
+_CHUNK = 256  # requests per numpy pass: (256 x 65) float64 arrays keep the temporaries in L2
+
+
+def _finite(a: np.ndarray) -> np.ndarray:
+    # a guard, not a path: the physics keeps every figure finite; should a
+    # pathological input slip through, report zero rather than NaN or inf
+    if np.isfinite(a).all():
+        return a
+    return np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _codes(a: np.ndarray) -> tuple[list[Any], np.ndarray]:
+    """Distinct values of an object column in first-seen order, and each row's code."""
+    uniq = list(dict.fromkeys(a.tolist()))
+    if len(uniq) == 1:
+        return uniq, np.zeros(a.shape[0], dtype=np.intp)
+    lookup = {v: i for i, v in enumerate(uniq)}
+    return uniq, np.fromiter(map(lookup.__getitem__, a.tolist()), dtype=np.intp, count=a.shape[0])
+
+
+def _factorise(c: Columns) -> list[tuple[str | None, str | None, np.ndarray]]:
+    """(provider, model, row indices) for each distinct pair, in first-seen order."""
+    n = len(c)
+    if n == 0:
+        return []
+    provs, pc = _codes(c.provider)
+    models, mc = _codes(c.model)
+    if len(provs) == 1 and len(models) == 1:
+        return [(provs[0], models[0], np.arange(n))]
+    pair = pc * len(models) + mc
+    keys, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
+    rank = np.empty(keys.size, dtype=np.intp)
+    rank[np.argsort(first, kind="stable")] = np.arange(keys.size)
+    idx = rank[inverse.reshape(-1)]
+    order = np.argsort(idx, kind="stable")
+    bounds = np.searchsorted(idx[order], np.arange(keys.size + 1))
+    out = []
+    for k in range(keys.size):
+        rows = order[bounds[k] : bounds[k + 1]]
+        key = int(pair[rows[0]])
+        out.append((provs[key // len(models)], models[key % len(models)], rows))
+    return out
+
+
+def _chunk(g: Group, sub: Columns, sl: slice, pcts: tuple[float, float]) -> dict[str, Any]:
+    """Compute one chunk and reduce it to per-request figures (thread-safe, pure)."""
+    r = compute(g, sub, sl)
+    energy_wh = _finite(r.energy_j) / 3600.0
+    carbon, water = _finite(r.carbon_g), _finite(r.water_ml)
+    acc, host, idle, fac = (_finite(x) / 3600.0 for x in (r.acc_j, r.host_j, r.idle_j, r.fac_j))
+    c_op, c_emb = _finite(r.carbon_op_g), _finite(r.carbon_emb_g)
+    over = sub.grid_override[sl]
+    if np.isfinite(over).any():
+        # a per-record grid intensity (a live figure for the hour served): the
+        # operational carbon follows it in every sample
+        o = np.isfinite(over)
+        op_s = energy_wh[o] * (g.grid / 1000.0)
+        carbon[o] = carbon[o] - op_s + energy_wh[o] * (over[o, None] / 1000.0)
+        c_op = np.where(o, (acc + host + idle + fac) * np.where(o, over, 0.0) / 1000.0, c_op)
+    ok = r.feasible
+    parts = {"accelerator": acc, "host": host, "idle": idle, "facility": fac}
+    figures: dict[str, tuple[np.ndarray, ...]] = {}
+    for key, arr, central in (
+        ("energy_wh", energy_wh, acc + host + idle + fac),
+        ("carbon_g", carbon, c_op + c_emb),
+        ("water_ml", water, _finite(r.water_on_ml) + _finite(r.water_off_ml)),
+    ):
+        _, lo, hi = summarise(arr, pcts, ok, r.central)
+        # per-sample sums for totals: a sample a request's timing rules out
+        # counts that request at its central value
+        sums = np.where(ok, arr, central[:, None]).sum(axis=0)
+        figures[key] = (central, np.minimum(lo, central), np.maximum(hi, central), sums)
+    return {
+        "figures": figures,
+        "breakdown_wh": parts,
+        "carbon": {"operational": c_op, "embodied": c_emb},
+        "water": {"onsite": _finite(r.water_on_ml), "offsite": _finite(r.water_off_ml)},
+        "batch": summarise(r.batch, pcts, ok, r.central),
+        "count": summarise(r.count, pcts, ok, r.central),
+        "central": r.central,
+        "moved": r.moved_by_speed,
+        "kept": ok[:, 1:].mean(axis=1),
+        "none_ok": ~ok.any(axis=1),
+    }
+
+
+def _map_chunks(
+    g: Group, sub: Columns, chunks: list[slice], pcts: tuple[float, float]
+) -> Iterator[dict[str, Any]]:
+    """Chunks in order; on a multi-core machine, several at once (numpy frees the GIL)."""
+    if len(chunks) < _MIN_CHUNKS_FOR_THREADS or _WORKERS < 2:
+        for sl in chunks:
+            yield _chunk(g, sub, sl, pcts)
+        return
+    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="otm-estimate") as pool:
+        yield from pool.map(lambda sl: _chunk(g, sub, sl, pcts), chunks)
+
+
+def _default_region(region: str | None, deployment: Deployment | None) -> str | None:
+    """The region to use: the argument, else the configured default (``OTM_REGION``,
+    ``otm.configure(region=...)``), so every estimate sees what captured calls see."""
+    if region or (deployment is not None and deployment.region):
+        return region
+    try:
+        from otm.config import default_region
+
+        return default_region()
+    except Exception:  # noqa: BLE001 - a broken config must not break an estimate
+        return None
+
+
+def estimate_many(
+    telemetries: Sequence[Telemetry | Mapping[str, Any]] | Mapping[str, Any] | Any,
+    *,
+    deployment: Deployment | None = None,
+    region: str | None = None,
+    calibration: Calibration | None = None,
+    learn_floor: bool = True,
+) -> ImpactBatch:
+    """Estimate many requests at once (numpy over every request x sample).
+
+    ``telemetries``: a sequence of :class:`~otm.telemetry.Telemetry` or of
+    mappings of its fields (snake_case or the collectors' camelCase), or
+    columns: a mapping of arrays, a pandas or polars ``DataFrame`` or a
+    pyarrow ``Table`` (Telemetry field names or their camelCase aliases, or
+    ``ttft_s``, ``decode_s``, ``duration_s``; scalars broadcast; see
+    :func:`otm.estimate.frames.to_columns`; an optional
+    ``grid_gco2e_per_kwh`` column overrides the grid per record, NaN keeping
+    the region's). Specs are resolved once per distinct (provider, model).
+    With ``learn_floor`` the recent clean streams of each deployment (in
+    this batch and seen before, also in earlier processes) set aside the
+    assumptions too slow for it; see docs/methodology.md "Learning from
+    history".
+    """
+    if isinstance(telemetries, Mapping) or frames.is_frame(telemetries):
+        telemetries = frames.to_columns(telemetries)  # pandas, Arrow, polars, dicts of columns
+    cal = calibration or DEFAULT
+    region = _default_region(region, deployment)
+    c = columns(
+        telemetries,
+        min_plausible_itl_s=cal.min_plausible_itl_s,
+        min_tokens_for_floor=cal.min_tokens_for_floor,
+    )
+    n = len(c)
+    out = ImpactBatch(n, cal.samples, cal.percentiles)
+    out.itl_s[:] = c.itl_s
+    out.status[:] = c.status
+
+    stamp = data_stamp()
+    for gi, (prov, model, idx) in enumerate(_factorise(c)):
+        g = build_group(model, prov, deployment, region, cal, stamp)
+        notes: list[str] = []
+        floor_info: dict[str, Any] | None = None
+        if learn_floor:
+            key = (g.plan.provider_id, g.work.model_id, deployment)
+            ok = c.floor_ok[idx]
+            seen = c.itl_s[idx][ok]
+            learned = FLOORS.floor(
+                key,
+                seen,
+                window=cal.floor_window,
+                min_streams=cal.floor_min_streams,
+                quantile=cal.floor_quantile,
+            )
+            if learned is not None:
+                g, notes = with_history(g, learned[0], learned[1])
+                floor_info = {
+                    "itl_floor_s": learned[0],
+                    "tokens_per_s": 1.0 / learned[0],
+                    "streams": learned[1],
+                    "quantile": cal.floor_quantile,
+                    "assumptions_kept": None
+                    if g.history_ok is None
+                    else float(np.mean(g.history_ok[1:])),
+                }
+            if seen.size:
+                FLOORS.observe(key, seen)
+        out.method[idx] = c.method[idx]
+        whole = idx.size == n and np.array_equal(idx, np.arange(n))
+        sub = c if whole else c.take(idx)
+        price = g.work.price
+        chunks = [slice(a, min(a + _CHUNK, idx.size)) for a in range(0, idx.size, _CHUNK)]
+        for sl, res in zip(chunks, _map_chunks(g, sub, chunks, cal.percentiles), strict=True):
+            rows = idx[sl]
+            for key2, (central, lo, hi, sample_sum) in res["figures"].items():
+                getattr(out, f"{key2}_value")[rows] = central
+                getattr(out, f"{key2}_low")[rows] = lo
+                getattr(out, f"{key2}_high")[rows] = hi
+                out._sample_totals[key2] += sample_sum
+            for name, arr in res["breakdown_wh"].items():
+                out.breakdown_wh[name][rows] = arr
+            for name, arr in res["carbon"].items():
+                out.carbon_breakdown_g[name][rows] = arr
+            for name, arr in res["water"].items():
+                out.water_breakdown_ml[name][rows] = arr
+            out.batch_value[rows], out.batch_low[rows], out.batch_high[rows] = res["batch"]
+            out.count_value[rows], out.count_low[rows], out.count_high[rows] = res["count"]
+            timed = sub.method[sl] == METHOD_ITL
+            out.flags[rows] = np.where(
+                timed & res["none_ok"],
+                FLAG_IMPLAUSIBLE,
+                np.where(timed & res["moved"], FLAG_AT_LIMIT, 0),
+            )
+            out.kept[rows] = res["kept"]
+        out.group[idx] = gi
+        if price is not None:
+            cached_price = (
+                price.cached_input_per_m
+                if price.cached_input_per_m is not None
+                else price.input_per_m
+            )
+            out.cost_usd[idx] = (
+                sub.fresh_in * price.input_per_m
+                + sub.cached_in * cached_price
+                + sub.output * price.output_per_m
+            ) / 1e6
+        assumptions = g.assumptions
+        if floor_info is not None:
+            assumptions = {**assumptions, "history": floor_info}
+        fastest = g.sizing_limit() if g.size_by_speed else None
+        out.groups.append(
+            {
+                "assumptions": assumptions,
+                "warnings": list(dict.fromkeys([*g.warnings, *notes])),
+                "records": int(idx.size),
+                "plausible": _plausible(g, fastest),
+            }
+        )
+    return out
+
+
+def _plausible(g: Group, fastest: np.ndarray | None) -> dict[str, Any]:
+    from .group import _one_sequence
+
+    lim = fastest if fastest is not None else _one_sequence(g)
+    return {
+        "model": g.work.name,
+        "accelerator": g.plan.accelerators[int(g.accel_idx[0])].name,
+        "max_tokens_per_s": 1.0 / max(float(np.min(lim)), 1e-9),
+        "central_tokens_per_s": 1.0 / max(float(lim[0]), 1e-9),
+        "max_count": float(np.max(g.n_cap)),
+        "sized": g.size_by_speed,
+    }
+
+
+def estimate(
+    telemetry: Telemetry | Mapping[str, Any],
+    *,
+    deployment: Deployment | None = None,
+    region: str | None = None,
+    calibration: Calibration | None = None,
+) -> Impact:
+    """Energy, carbon and water of one request: :func:`estimate_many` of one record."""
+    t = telemetry if isinstance(telemetry, Telemetry) else Telemetry.model_validate(telemetry)
+    return estimate_many([t], deployment=deployment, region=region, calibration=calibration)[0]

@@ -56,6 +56,21 @@ def _float(s: str) -> float:
         raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
 
 
+def check_request(args: argparse.Namespace) -> None:
+    """The token counts and timings describing one request fit together (``estimate``, ``whatif``)."""
+    from otm.cli import UsageError
+
+    if args.cached_tokens > args.input_tokens:
+        raise UsageError("--cached-tokens cannot exceed --input-tokens")
+    if getattr(args, "reasoning_tokens", 0) > args.output_tokens:
+        raise UsageError("--reasoning-tokens cannot exceed --output-tokens")
+    if args.ttft is not None and args.duration is not None and args.ttft > args.duration:
+        raise UsageError(
+            f"--ttft ({args.ttft:g} s) is longer than --duration ({args.duration:g} s): "
+            "the first token cannot come after the last"
+        )
+
+
 def _unknown(kind: str, name: str, flag: str) -> str:
     from otm.data import suggest
 

@@ -14,6 +14,7 @@ from typing import Any
 from otm.cli._args import (
     check_accelerator,
     check_region,
+    check_request,
     count,
     note_unknown_models,
     positive,
@@ -85,18 +86,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _telemetry(args: argparse.Namespace) -> Any:
-    from otm.cli import UsageError
     from otm.telemetry import Telemetry
 
-    if args.cached_tokens > args.input_tokens:
-        raise UsageError("--cached-tokens cannot exceed --input-tokens")
-    if args.reasoning_tokens > args.output_tokens:
-        raise UsageError("--reasoning-tokens cannot exceed --output-tokens")
-    if args.ttft is not None and args.duration is not None and args.ttft > args.duration:
-        raise UsageError(
-            f"--ttft ({args.ttft:g} s) is longer than --duration ({args.duration:g} s): "
-            "the first token cannot come after the last"
-        )
+    check_request(args)
     data: dict[str, Any] = {
         "model": args.model,
         "provider": args.provider,

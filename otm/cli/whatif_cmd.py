@@ -16,6 +16,7 @@ from typing import Any
 from otm.cli._args import (
     check_accelerator,
     check_region,
+    check_request,
     count,
     note_unknown_models,
     positive,
@@ -61,13 +62,7 @@ def _telemetry_from_args(args: argparse.Namespace) -> list[Any]:
         raise UsageError("give a LOG.jsonl, or describe one request with --model and token counts")
     if args.input_tokens == 0 and args.output_tokens == 0:
         raise UsageError("describe the request's tokens: --input-tokens and --output-tokens")
-    if args.cached_tokens > args.input_tokens:
-        raise UsageError("--cached-tokens cannot exceed --input-tokens")
-    if args.ttft is not None and args.duration is not None and args.ttft > args.duration:
-        raise UsageError(
-            f"--ttft ({args.ttft:g} s) is longer than --duration ({args.duration:g} s): "
-            "the first token cannot come after the last"
-        )
+    check_request(args)
     note_unknown_models("whatif", [args.model], args.provider)
     start = 1_700_000_000.0
     first = last = None

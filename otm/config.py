@@ -15,8 +15,12 @@ Each setting is resolved in this order, first found wins:
 
 Nothing is read on ``import otm``: the first :func:`settings` call (or the first
 ``otm.instrument()``) resolves and applies the settings once; :func:`configure`
-resolves and applies them again. Invalid values raise :class:`ConfigError` at
-that moment, naming the key, where the value came from and what is allowed.
+resolves and applies them again. Both fail open on what the environment and
+config files hold: an invalid value (or an unreadable file) is logged once as
+an error naming the key, its source and what is allowed, and ignored, as if it
+were not set. Only invalid *arguments* of :func:`configure` raise
+:class:`ConfigError` (the user's own code). :func:`check` (what
+``otm settings`` runs) is the strict checker: any invalid value raises.
 See docs/configuration.md.
 """
 
@@ -43,6 +47,7 @@ __all__ = [
     "ConfigError",
     "Settings",
     "Effective",
+    "check",
     "configure",
     "current",
     "default_region",
@@ -375,7 +380,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # TOMLDecodeError, UnicodeDecodeError (not UTF-8)
         raise ConfigError("config_file", f"cannot read {str(path)!r}: {exc}") from exc
 
 
@@ -401,27 +406,41 @@ def find_config_file(start: str | os.PathLike[str] | None = None) -> Path | None
     here = Path(start if start is not None else os.getcwd()).resolve()
     for folder in (here, *here.parents):
         candidate = folder / "otm.toml"
-        if candidate.is_file():
+        if _is_file(candidate):
             return candidate
         candidate = folder / "pyproject.toml"
-        if candidate.is_file():
+        if _is_file(candidate):
             try:
                 if _table_of(candidate, _read_toml(candidate)) is not None:
                     return candidate
             except ConfigError:
-                continue  # someone else's broken pyproject is not ours to report
+                # someone else's broken (or non-UTF-8) pyproject is not ours to report
+                logging.getLogger("otm").debug("otm: passed over unreadable %s", candidate)
+                continue
     return None
 
 
-def _load_file(path: Path) -> dict[str, Any]:
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a folder we may not look into
+        return False
+
+
+def _load_file(path: Path, on_invalid: Callable[[ConfigError], None]) -> dict[str, Any]:
     table = _table_of(path, _read_toml(path)) or {}
     out: dict[str, Any] = {}
     for raw_key, value in table.items():
         key = str(raw_key).replace("-", "_").lower()
         if key not in FIELDS:
-            raise ConfigError(
-                str(raw_key), f"unknown key; allowed keys are {', '.join(FIELDS)}", f"file:{path}"
+            on_invalid(
+                ConfigError(
+                    str(raw_key),
+                    f"unknown key; allowed keys are {', '.join(FIELDS)}",
+                    f"file:{path}",
+                )
             )
+            continue
         # Paths in a file are relative to that file's directory.
         if (
             key in ("output_dir", "data_file", "grid_cache_dir")
@@ -437,20 +456,34 @@ def _load_file(path: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- resolution
 
 
+def _raise(err: ConfigError) -> None:
+    raise err
+
+
 def resolve(
     arguments: Mapping[str, Any] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     config_file: str | os.PathLike[str] | None = None,
+    on_invalid: Callable[[ConfigError], None] | None = None,
+    ignore: Iterable[tuple[str, str]] = (),
 ) -> Settings:
     """Resolve settings without applying them: arguments > environment > config file > defaults.
 
     ``config_file`` (or ``OTM_CONFIG_FILE``) names the file instead of the
     search; ``"none"`` skips config files altogether.
+
+    Strict by default: an invalid value raises :class:`ConfigError`. With
+    ``on_invalid``, what the environment or a file got wrong is passed to it
+    instead and left out, as if unset (the next source, or the default,
+    applies); an unreadable file is left out whole. Invalid arguments always
+    raise. ``ignore`` lists ``(key, source)`` pairs to leave out as well.
     """
+    report = on_invalid or _raise
     arguments = dict(arguments or {})
     env = os.environ if environ is None else environ
+    skipped = set(ignore)
     for key in arguments:
         if key not in FIELDS:
             raise ConfigError(
@@ -461,52 +494,84 @@ def resolve(
     if config_file is None and env.get(CONFIG_FILE_ENV, "").strip():
         config_file = env[CONFIG_FILE_ENV].strip()
         file_source = f"env:{CONFIG_FILE_ENV}"
-    path: Path | None
-    if config_file is None:
-        path = find_config_file(cwd)
-    elif str(config_file).strip().lower() == "none":
-        path = None
-    else:
+    path: Path | None = None
+    if config_file is not None and str(config_file).strip().lower() != "none":
         path = Path(config_file).expanduser()
         if not path.is_absolute() and cwd is not None:
             path = Path(cwd) / path
-        if not path.is_file():
-            raise ConfigError(
+        if not _is_file(path):
+            err = ConfigError(
                 "config_file", f"{str(path)!r} does not exist or is not a file", file_source
             )
-    from_file = _load_file(path) if path is not None else {}
+            if file_source == "argument":
+                raise err
+            report(err)
+            path, config_file = None, None  # as if OTM_CONFIG_FILE were not set: search
+    if config_file is None:
+        try:
+            path = find_config_file(cwd)
+        except OSError as exc:  # the working directory is gone, or unreadable
+            report(ConfigError("config_file", f"cannot search for a config file: {exc}"))
+            path = None
+    from_file: dict[str, Any] = {}
+    if path is not None:
+        try:
+            from_file = _load_file(path, report)
+        except ConfigError as exc:
+            if file_source == "argument":
+                raise
+            report(exc)
+            path = None
 
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
+    # every source's value of each key, in priority order
+    candidates: dict[str, list[tuple[Any, str]]] = {}
     for key in FIELDS:
         var = env_var(key)
+        found: list[tuple[Any, str]] = []
         if key in arguments:
-            values[key], sources[key] = arguments[key], "argument"
-        elif env.get(var, "").strip():
-            values[key], sources[key] = env[var].strip(), f"env:{var}"
-        elif key in from_file:
-            values[key], sources[key] = from_file[key], f"file:{path}"
-    if cwd is not None:  # relative paths from the environment or arguments follow cwd
-        for key in ("output_dir", "data_file", "grid_cache_dir"):
-            v = values.get(key)
-            if (
-                isinstance(v, (str, os.PathLike))
-                and str(v).strip()
-                and not sources[key].startswith("file:")
-            ):
-                p = Path(v).expanduser()
-                values[key] = p if p.is_absolute() else Path(cwd) / p
+            found.append((arguments[key], "argument"))
+        if env.get(var, "").strip():
+            found.append((env[var].strip(), f"env:{var}"))
+        if key in from_file:
+            found.append((from_file[key], f"file:{path}"))
+        found = [(v, src) for v, src in found if (key, src) not in skipped]
+        if cwd is not None and key in ("output_dir", "data_file", "grid_cache_dir"):
+            # relative paths from the environment or arguments follow cwd
+            found = [(_under(cwd, v) if not src.startswith("file:") else v, src) for v, src in found]
+        if found:
+            candidates[key] = found
 
-    try:
-        resolved = Settings.model_validate(values)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = str(err["loc"][0]) if err.get("loc") else "?"
-        msg = str(err.get("msg", exc)).removeprefix("Value error, ")
-        raise ConfigError(key, msg, sources.get(key, "default")) from None
+    while True:
+        values = {key: found[0][0] for key, found in candidates.items()}
+        sources = {key: found[0][1] for key, found in candidates.items()}
+        try:
+            resolved = Settings.model_validate(values)
+            break
+        except ValidationError as exc:
+            failed: set[str] = set()
+            for detail in exc.errors():
+                key = str(detail["loc"][0]) if detail.get("loc") else "?"
+                if key in failed:  # one value, several complaints: drop it once
+                    continue
+                failed.add(key)
+                msg = str(detail.get("msg", exc)).removeprefix("Value error, ")
+                problem = ConfigError(key, msg, sources.get(key, "default"))
+                if on_invalid is None or sources.get(key) in (None, "argument"):
+                    raise problem from None
+                report(problem)
+                candidates[key].pop(0)
+                if not candidates[key]:
+                    del candidates[key]
     resolved._sources.update(sources)
     resolved._config_file = path
     return resolved
+
+
+def _under(cwd: str | os.PathLike[str], v: Any) -> Any:
+    if isinstance(v, (str, os.PathLike)) and str(v).strip():
+        p = Path(v).expanduser()
+        return p if p.is_absolute() else Path(cwd) / p
+    return v
 
 
 # --------------------------------------------------------------------------- the process state
@@ -519,6 +584,7 @@ class _State:
         self.config_file: str | os.PathLike[str] | None = None
         self.current: Settings | None = None
         self.loaded_data: tuple[Path, float] | None = None
+        self.reported: set[str] = set()
 
 
 _state = _State()
@@ -623,7 +689,8 @@ def configure(
     only what it names (``reset()`` forgets them). An argument set to ``None``
     explicitly overrides the environment and file with "none". Raises
     :class:`ConfigError` for an invalid value, leaving the previous settings in
-    force.
+    force. Invalid values from the environment or a config file do not raise:
+    each is logged once as an error and ignored (see :func:`check`).
     """
     given: dict[str, Any] = {
         k: v
@@ -665,10 +732,59 @@ def configure(
     return resolved
 
 
+def _report(problem: ConfigError) -> None:
+    """Log an ignored setting, once per message (configure() may resolve the same again)."""
+    text = str(problem)
+    with _state.lock:
+        if text in _state.reported:
+            return
+        _state.reported.add(text)
+    logging.getLogger("otm").error(
+        "%s; ignored it (otm goes on without it; `otm settings` checks the configuration)", text
+    )
+
+
+def _settle(
+    arguments: Mapping[str, Any], config_file: Any, *, strict: bool = False
+) -> Settings:
+    """Resolve, load the data file and check the region: all that can be invalid.
+
+    Strict: any invalid value raises. Otherwise (the default) invalid values
+    from the environment or a file are reported and left out (the next source
+    applies), and only invalid arguments raise.
+    """
+    ignore: set[tuple[str, str]] = set()
+    while True:
+        s = resolve(
+            arguments, config_file=config_file, on_invalid=None if strict else _report, ignore=ignore
+        )
+        if s.disabled:
+            return s  # the kill switch is honoured before checking anything else
+        try:
+            _load_data_file(s)
+            _check_region(s)
+            return s
+        except ConfigError as problem:
+            source = s.source(problem.key)
+            if strict or source in ("argument", "default"):
+                raise
+            _report(problem)
+            ignore.add((problem.key, source))
+
+
+def check(*, config_file: str | os.PathLike[str] | None = None) -> Settings:
+    """Resolve the settings strictly, as ``otm settings`` does; raise :class:`ConfigError` if any is invalid.
+
+    Loads the user data file (like :func:`configure`) but applies nothing else.
+    """
+    return _settle({}, config_file, strict=True)
+
+
 def _resolve_or_kill(arguments: Mapping[str, Any], config_file: Any) -> Settings:
-    """Resolve; but if that fails while the kill switch is on, honour the switch anyway."""
+    """Resolve (failing open on the environment and files); but if invalid arguments
+    make that fail while the kill switch is on, honour the switch anyway."""
     try:
-        return resolve(arguments, config_file=config_file)
+        return _settle(arguments, config_file)
     except ConfigError:
         killed = arguments.get("disabled")
         if killed is None:
@@ -723,6 +839,7 @@ def reset() -> None:
         _state.config_file = None
         _state.current = None
         _state.loaded_data = None
+        _state.reported = set()
 
 
 # --------------------------------------------------------------------------- what other layers read

@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 class Deployment(BaseModel):
     """The serving hardware and site of a model, as far as it is known."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # An infinite or NaN figure passes ge/le bounds and would silently lower
+    # (or poison) the estimate: refuse it with a clear error.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     accelerator: str | None = None
     """Accelerator by common name (``H100``, ``NVIDIA H100 80GB HBM3``, ``tpu-v6e``)."""

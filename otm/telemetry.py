@@ -197,6 +197,15 @@ class Telemetry(BaseModel):
         if self.first_chunk_time is not None and self.start_time is not None:
             if self.first_chunk_time < self.start_time:
                 raise ValueError("first_chunk_time is before start_time")
+        if self.first_chunk_time is not None and self.first_token_time is not None:
+            if self.first_chunk_time > self.first_token_time:
+                raise ValueError(
+                    f"first_chunk_time ({self.first_chunk_time}) is after first_token_time "
+                    f"({self.first_token_time}): the first token arrives in a chunk"
+                )
+        if self.end_time is not None and self.start_time is not None:
+            if self.end_time < self.start_time:
+                raise ValueError(f"end_time ({self.end_time}) is before start_time ({self.start_time})")
         return self
 
     # --- derived timings (None when the record does not carry what they need) ---

@@ -1,11 +1,23 @@
-"""Shared fixtures: a local fake provider server and a clean otm state per test."""
+"""Shared fixtures: a local fake provider server and a clean otm state per test.
+
+Also what keeps a new SDK release from turning CI red on its own: tests that
+read an SDK's model list are strict only when that SDK is the version pinned in
+constraints.txt (:func:`sdk_is_locked`); with a newer one they add lines to the
+"SDK drift" report printed at the end of the run (:func:`sdk_drift`), and
+wire-fault tests compare otm's outcome with the bare SDK's (:func:`bare_outcome`).
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import logging
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +29,83 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # the real one from a test run (the persistence tests point it elsewhere themselves).
 os.environ.setdefault("OTM_CACHE_DIR", tempfile.mkdtemp(prefix="otm-test-cache-"))
 os.environ.setdefault("OTM_PERSIST_PROFILES", "0")
+
+ROOT = Path(__file__).resolve().parent.parent
+_DRIFT: list[str] = []
+
+
+@functools.cache
+def locked_version(dist: str) -> str | None:
+    """The version constraints.txt pins for ``dist``, or None (no such file or pin)."""
+    path = ROOT / "constraints.txt"
+    if not path.is_file():
+        return None
+    want = re.sub(r"[-_.]+", "-", dist).lower()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, sep, version = line.partition("==")
+        if sep and re.sub(r"[-_.]+", "-", name.strip()).lower() == want:
+            return version.strip()
+    return None
+
+
+def installed_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def sdk_is_locked(dist: str) -> bool:
+    """Whether the installed ``dist`` is the version constraints.txt pins."""
+    have = installed_version(dist)
+    return have is not None and have == locked_version(dist)
+
+
+def sdk_drift(dist: str, what: str, names: list[str]) -> None:
+    """Note, for the end-of-run report, what a newer ``dist`` has that otm does not cover."""
+    if names:
+        _DRIFT.append(
+            f"{dist} {installed_version(dist)} (locked {locked_version(dist)}): "
+            f"{what} ({len(names)}): {', '.join(names)}"
+        )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _DRIFT:
+        terminalreporter.section("SDK drift: installed SDKs differ from constraints.txt")
+        for line in _DRIFT:
+            terminalreporter.write_line(line)
+
+
+def exception_chain(exc: BaseException | None) -> tuple[str, ...]:
+    """Qualified type names of ``exc`` and the exceptions it was raised from or during."""
+    out: list[str] = []
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        out.append(f"{type(exc).__module__}.{type(exc).__qualname__}")
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return tuple(out)
+
+
+def outcome(call: Callable[[], Any]) -> tuple[str, ...]:
+    """What ``call`` raised, as :func:`exception_chain` (empty if it returned)."""
+    try:
+        call()
+    except Exception as exc:
+        return exception_chain(exc)
+    return ()
+
+
+def bare_outcome(provider: str, call: Callable[[], Any]) -> tuple[str, ...]:
+    """:func:`outcome` of ``call`` with otm's patches for ``provider`` removed meanwhile."""
+    import otm
+
+    otm.uninstrument(provider)
+    try:
+        return outcome(call)
+    finally:
+        otm.instrument(provider)
 
 
 @pytest.fixture(scope="session")

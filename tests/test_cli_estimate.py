@@ -158,20 +158,20 @@ def test_estimate_table(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_estimate_rejects_inconsistent_counts(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        main(
-            [
-                "estimate",
-                "--model",
-                "gpt-4o",
-                "--input-tokens",
-                "10",
-                "--output-tokens",
-                "5",
-                "--cached-tokens",
-                "11",
-            ]
-        )
+    rc = main(
+        [
+            "estimate",
+            "--model",
+            "gpt-4o",
+            "--input-tokens",
+            "10",
+            "--output-tokens",
+            "5",
+            "--cached-tokens",
+            "11",
+        ]
+    )
+    assert rc == 2 and "--cached-tokens cannot exceed" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["estimate", "--model", "gpt-4o", "--input-tokens", "-1", "--output-tokens", "5"])
 

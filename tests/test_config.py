@@ -244,19 +244,35 @@ def test_configure_remembers_arguments_until_reset(monkeypatch: pytest.MonkeyPat
         ("OTM_ELECTRICITYMAPS_TOKEN", "  ", []),  # blank: no token, no error
     ],
 )
-def test_bad_env_values_fail_at_configure_time_naming_key_and_choices(
-    monkeypatch: pytest.MonkeyPatch, var: str, value: str, needles: list[str]
+def test_bad_env_values_fail_open_everywhere_but_the_strict_check(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    var: str,
+    value: str,
+    needles: list[str],
 ) -> None:
     monkeypatch.setenv(var, value)
+    key = var.removeprefix("OTM_").lower()
     if not needles:
-        configure()
+        assert config.check().source(key) == "default"
         return
+    # the strict checker (``otm settings``) raises, naming key, source and choices
     with pytest.raises(ConfigError) as info:
-        configure()
+        config.check()
     msg = str(info.value)
     for needle in needles:
         assert needle in msg, msg
     assert isinstance(info.value, ValueError)
+    # everything else logs one error saying the same, ignores the value and goes on
+    caplog.set_level(logging.DEBUG, logger="otm")
+    for s in (otm.settings(), configure(), configure()):
+        assert s.source(key) == "default", s.sources
+    assert otm.instrument() is not None
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]  # once, not per call
+    text = errors[0].getMessage()
+    assert text.startswith(msg) and "ignored" in text
+    otm.uninstrument()
 
 
 def test_output_dir_that_is_a_file_is_rejected(clean_config: Path) -> None:
@@ -287,25 +303,104 @@ def test_bad_arguments_fail_and_keep_previous_settings(
     assert snapshot().capture_prompts is True
 
 
-def test_unknown_key_in_file_names_the_key_file_and_allowed_keys(clean_config: Path) -> None:
-    path = write(clean_config / "otm.toml", 'regoin = "FRA"\n')
+def test_unknown_key_in_file_names_the_key_file_and_allowed_keys(
+    clean_config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(clean_config / "otm.toml", 'regoin = "FRA"\ncapture_prompts = true\n')
     with pytest.raises(ConfigError) as info:
-        configure()
+        config.check()
     msg = str(info.value)
     assert "'regoin'" in msg and str(path) in msg and "region" in msg
+    # fail open: that key is ignored, the rest of the file applies
+    s = configure()
+    assert s.capture_prompts is True and s.region is None
+    assert [r.getMessage().split(";")[0] for r in caplog.records if r.levelno >= logging.ERROR] == [
+        msg.split(";")[0]
+    ]
 
 
-def test_bad_value_in_file_names_the_file(clean_config: Path) -> None:
+def test_bad_value_in_file_names_the_file(
+    clean_config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = write(clean_config / "pyproject.toml", '[tool.otm]\nproviders = ["openai", "vertex"]\n')
     with pytest.raises(ConfigError) as info:
-        otm.settings()
+        config.check()
     assert f"file:{path}" in str(info.value) and "'vertex'" in str(info.value)
+    assert otm.settings().providers is None
+    assert any(f"file:{path}" in r.getMessage() for r in caplog.records)
 
 
-def test_unreadable_toml_is_a_config_error(clean_config: Path) -> None:
-    write(clean_config / "otm.toml", "region = \n")
+@pytest.mark.parametrize(
+    "content",
+    [b"region = \n", b'region = "caf\xe9"\n'],  # not TOML; not UTF-8
+    ids=["not-toml", "not-utf8"],
+)
+def test_unreadable_config_file_is_ignored_with_an_error(
+    clean_config: Path, caplog: pytest.LogCaptureFixture, content: bytes
+) -> None:
+    (clean_config / "otm.toml").write_bytes(content)
     with pytest.raises(ConfigError, match="cannot read"):
-        otm.settings()
+        config.check()
+    s = otm.settings()
+    assert s.config_file is None and s.region is None
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "cannot read" in errors[0] and "otm.toml" in errors[0]
+
+
+def test_non_utf8_ancestor_pyproject_without_tool_otm_is_passed_over(
+    clean_config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Someone else's pyproject in Latin-1 above the project: not ours, never an error."""
+    (clean_config / "pyproject.toml").write_bytes(b'[project]\nname = "caf\xe9"\n')
+    inner = clean_config / "pkg" / "sub"
+    write(inner.parent / "otm.toml", 'region = "FRA"\n')
+    inner.mkdir(parents=True)
+    assert config.resolve(cwd=inner).region == "FRA"
+    assert find_config_file(clean_config) is None
+    assert config.check().config_file is None  # from clean_config: nothing found, no error
+    assert otm.instrument() is not None
+    otm.uninstrument()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_an_ignored_env_value_falls_back_to_the_file(
+    monkeypatch: pytest.MonkeyPatch, clean_config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(clean_config / "otm.toml", 'region = "FRA"\ntags = { team = "a" }\n')
+    monkeypatch.setenv("OTM_REGION", "NOWHERE-LAND")  # parses, but is no known region
+    monkeypatch.setenv("OTM_TAGS", "team")  # does not parse
+    s = otm.settings()
+    assert (s.region, s.source("region")) == ("FRA", f"file:{path}")
+    assert (s.tags, s.source("tags")) == ({"team": "a"}, f"file:{path}")
+    assert config.default_region() == "FRA"
+    logged = " | ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+    assert "'region' (from env:OTM_REGION)" in logged and "'tags' (from env:OTM_TAGS)" in logged
+
+
+def test_missing_named_config_file_is_ignored_unless_an_argument(
+    monkeypatch: pytest.MonkeyPatch, clean_config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(clean_config / "otm.toml", "capture_prompts = true\n")
+    monkeypatch.setenv("OTM_CONFIG_FILE", str(clean_config / "missing.toml"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.check()
+    assert otm.settings().capture_prompts is True  # as if OTM_CONFIG_FILE were unset
+    assert any("OTM_CONFIG_FILE" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ConfigError, match="does not exist"):
+        configure(config_file=clean_config / "missing.toml")  # the user's own code: raises
+
+
+def test_invalid_data_file_from_env_is_ignored(
+    monkeypatch: pytest.MonkeyPatch, clean_config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = write(clean_config / "mine.toml", "[[models]]\nid = 'x'\ntotal_params_b = 'lots'\n")
+    monkeypatch.setenv("OTM_DATA_FILE", str(bad))
+    monkeypatch.setenv("OTM_CAPTURE_PROMPTS", "1")
+    with pytest.raises(ConfigError, match="'data_file'"):
+        config.check()
+    s = configure()
+    assert s.data_file is None and s.capture_prompts is True
+    assert any("'data_file' (from env:OTM_DATA_FILE)" in r.getMessage() for r in caplog.records)
 
 
 def test_unknown_region_lists_close_matches() -> None:

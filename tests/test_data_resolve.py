@@ -158,6 +158,41 @@ def test_distinct_models_not_collapsed() -> None:
     assert data.get_model("claude-3-5-haiku-20241022").id == "claude-3-5-haiku"
 
 
+@pytest.mark.parametrize(
+    "name,base,domain",
+    [
+        ("gpt-6-astra-healthcare", "gpt-6-astra", "healthcare"),
+        ("gpt-6.2-sol-healthcare", "gpt-6.2-sol", "healthcare"),
+        ("openai/gpt-4o-law-2024-08-06", "gpt-4o", "law"),
+        ("claude-sonnet-4-6-legal", "claude-sonnet-4-6", "legal"),
+        ("Gemini-2.5-Pro_Medical", "gemini-2.5-pro", "medical"),
+    ],
+)
+def test_domain_variants_resolve_to_their_base_as_an_estimate(
+    name: str, base: str, domain: str
+) -> None:
+    m = data.find_model(name)
+    assert m is not None and m.id == base
+    assert m.estimated and {"total_params_b", "active_params_b"} <= set(m.estimated_fields)
+    assert m.method and f"{domain}-specialised variant of {base!r}" in m.method
+    assert "otm-estimate" in m.sources
+    # the packaged row itself is untouched
+    assert data.get_model(base).method != m.method
+    # and the estimator reports the flag
+    import otm
+
+    a = otm.estimate(otm.Telemetry(model=name, input_tokens=10, output_tokens=10)).assumptions
+    assert a["model"]["id"] == base and a["model"]["size_estimated"]
+    assert "variant" in a["model"]["size_method"]
+
+
+def test_domain_words_do_not_rewrite_known_or_unrelated_names() -> None:
+    assert data.find_model("x-law") is None  # the base "x" is no model
+    assert data.find_model("law") is None
+    assert data.find_model("medium-gpt-unknown") is None
+    assert not data.get_model("gpt-4o").method.startswith("'")  # type: ignore[union-attr]
+
+
 def test_find_never_raises_and_get_suggests() -> None:
     for fn in (data.find_model, data.find_accelerator, data.find_region, data.find_provider):
         assert fn("definitely-not-a-thing-xyz") is None

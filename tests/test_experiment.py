@@ -260,23 +260,76 @@ def test_a_stream_finished_after_the_block_still_reaches_the_log(tmp_path: Path)
     assert [ln["telemetry"]["request_id"] for ln in _lines(exp.log_path)] == ["req-0", "req-1"]
 
 
-def test_collect_is_cheap_the_writer_thread_estimates(tmp_path: Path) -> None:
-    """The user's thread only queues: estimating happens on the writer thread."""
-    threads: list[str] = []
-
+def test_collect_writes_the_line_before_returning_without_estimating(tmp_path: Path) -> None:
+    """The line is on its way to disk when emit returns; the estimate is left for the reports."""
     with otm.experiment("cheap", output_dir=tmp_path, reports=()) as exp:
         rec = make_record(0, impact=False)
-        original = exp._line
-
-        def spy(record):
-            threads.append(threading.current_thread().name)
-            return original(record)
-
-        exp._line = spy  # type: ignore[method-assign]
-        exp._sink._line_for = spy  # type: ignore[union-attr]
         events.emit(rec)
-    assert threads and threads[0].startswith("otm-log-")
-    assert threads[0] != threading.current_thread().name
+        lines = _lines(exp.log_path)
+        assert [ln["telemetry"]["request_id"] for ln in lines] == ["req-0"]
+        assert "impact" not in lines[0] and rec._impact is None  # nothing was estimated
+    # the reports estimate it when they read the log
+    summary = exp.summary()
+    assert summary.requests == 1 and summary.energy_wh.value > 0
+
+
+RETURNED_CALLS_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    sys.path[:0] = [{root!r}]
+    import openai, otm
+    from otm.testing.server import FakeProviderServer, Scenario
+
+    server = FakeProviderServer(scenario=Scenario(ttfb_s=0.0, gap_s=0.0))
+    server.start()
+    otm.instrument(["openai"])
+    client = openai.OpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)
+    with otm.experiment("killed", output_dir={out!r}, reports=()) as exp:
+        print(exp.log_path, flush=True)
+        for i in range({n}):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{{"role": "user", "content": "hi"}}]
+            )
+            print(i + 1, flush=True)  # this call has returned
+        {after}
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        "time.sleep(120)  # wait to be killed",
+        "while True: client.chat.completions.create(model='m', messages=[])  # still calling",
+    ],
+    ids=["idle", "busy"],
+)
+def test_sigkill_keeps_every_returned_call(tmp_path: Path, after: str) -> None:
+    """A real SIGKILL of a child process right after N calls returned: all N lines are there."""
+    pytest.importorskip("openai")
+    n = 50
+    script = RETURNED_CALLS_SCRIPT.format(root=str(ROOT), out=str(tmp_path), n=n, after=after)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        log = Path(proc.stdout.readline().strip())
+        for line in proc.stdout:
+            if int(line) == n:
+                break
+        os.kill(proc.pid, signal.SIGKILL)  # at once: no chance to drain anything
+    finally:
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    reader = LogReader(log)
+    records = list(reader.records())
+    assert reader.skipped == 0
+    if after.startswith("time.sleep"):
+        assert len(records) == n
+    else:
+        assert len(records) >= n  # calls made after the n-th too, the last maybe cut short
+    assert all(r.telemetry.model == "gpt-4o-mini" for r in records[:n])
 
 
 KILL_SCRIPT = textwrap.dedent(
@@ -425,3 +478,68 @@ def test_with_two_open_experiments_context_free_threads_are_not_guessed(tmp_path
             t.join()
             emit_call(2)  # same context: both see it (nested)
     assert a.requests == 1 and b.requests == 1
+
+
+def _unwritable_dirs(tmp_path: Path) -> list[Path]:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    out = [
+        blocker,  # a file where the directory should be
+        blocker / "below",  # a directory under a file
+        Path("/proc/otm-cannot-be-here"),  # a kernel file system
+    ]
+    if os.geteuid() != 0:  # root writes through permission bits
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        out.append(locked / "runs")
+    return out
+
+
+def test_an_unwritable_output_dir_never_breaks_the_block(tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="otm")
+    for target in _unwritable_dirs(tmp_path):
+        caplog.clear()
+        ran = False
+        with otm.experiment("nowhere", output_dir=target, keep_records=False) as exp:
+            emit_call(0)
+            emit_call(1)
+            ran = True
+        assert ran and exp.path is None and exp.log_path is None, target
+        assert [r.telemetry.request_id for r in exp.records] == ["req-0", "req-1"]
+        assert exp.summary().requests == 2
+        errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(errors) == 1, [r.getMessage() for r in errors]
+        assert "cannot write to" in errors[0].getMessage() and str(target) in errors[0].getMessage()
+
+
+def test_a_log_that_cannot_be_opened_never_breaks_the_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """A read-only file system (EROFS) when the log is opened: fault-injected at os.open."""
+    import errno
+
+    from otm.report import sink
+
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if str(path).endswith("records.jsonl"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(sink.os, "open", read_only)
+    with otm.experiment("ro", output_dir=tmp_path, reports=("json",)) as exp:
+        emit_call(0)
+    assert exp.path is None and exp.requests == 1 and exp.summary().requests == 1
+    assert any("Read-only file system" in r.getMessage() for r in caplog.records)
+
+
+def test_an_async_experiment_with_an_unwritable_dir_runs(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+
+    async def main() -> int:
+        async with otm.experiment("a", output_dir=tmp_path / "f") as exp:
+            emit_call(0)
+        return exp.summary().requests
+
+    assert asyncio.run(main()) == 1

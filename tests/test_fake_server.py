@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import anthropic
-import httpx2
 import openai
 import pytest
+from conftest import exception_chain
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
@@ -34,6 +34,11 @@ pytestmark = pytest.mark.timeout(60)
 
 MSG: Any = [{"role": "user", "content": "hi"}]
 TOL = 0.05  # seconds of slack on client-side timing
+
+
+def dropped(exc: pytest.ExceptionInfo[BaseException]) -> bool:
+    """Whether the SDK saw a connection the server dropped, however it wraps that (SDK releases differ)."""
+    return "httpx2.RemoteProtocolError" in exception_chain(exc.value)
 
 
 @pytest.fixture(scope="module")
@@ -284,13 +289,13 @@ def test_openai_mid_stream_error_and_drop(server: FakeProviderServer) -> None:
     assert len(got) == 3 and not isinstance(err.value, openai.APIConnectionError)
 
     got.clear()
-    with pytest.raises(openai.APIConnectionError) as dropped:
+    with pytest.raises(Exception) as drop:
         for ch in c.chat.completions.create(
             model="m", messages=MSG, stream=True, extra_headers=hdr(drop_after=2)
         ):
             if ch.choices and ch.choices[0].delta.content:
                 got.append(ch.choices[0].delta.content)
-    assert len(got) == 2 and isinstance(dropped.value.__cause__, httpx2.RemoteProtocolError)
+    assert len(got) == 2 and dropped(drop)
 
     deltas = 0
     stream = c.responses.stream(model="m", input="hi", extra_headers=hdr(error_after=2))
@@ -301,17 +306,18 @@ def test_openai_mid_stream_error_and_drop(server: FakeProviderServer) -> None:
 
 
 def test_drop_after_on_plain_requests_hangs_up(server: FakeProviderServer) -> None:
-    with pytest.raises(openai.APIConnectionError):
+    with pytest.raises(Exception) as o:
         oai(server).chat.completions.create(
             model="m", messages=MSG, extra_headers=hdr(drop_after=0)
         )
-    with pytest.raises(anthropic.APIConnectionError):
+    with pytest.raises(Exception) as a:
         ant(server).messages.create(
             model="x", max_tokens=5, messages=MSG, extra_headers=hdr(drop_after=0)
         )
     gc = gem(server)  # genai.Client closes itself in __del__: keep a reference
-    with pytest.raises(httpx2.RemoteProtocolError):
+    with pytest.raises(Exception) as g:
         gc.models.generate_content(model="g", contents="hi", config=gcfg(drop_after=0))
+    assert dropped(o) and dropped(a) and dropped(g)
 
 
 # --- Anthropic --------------------------------------------------------------------
@@ -400,13 +406,13 @@ def test_anthropic_errors(server: FakeProviderServer) -> None:
         texts.extend(ms.text_stream)
     assert "overloaded_error" in str(mid.value) and len(texts) == 2
     got = []
-    with pytest.raises(httpx2.RemoteProtocolError):  # anthropic does not wrap a dropped connection
+    with pytest.raises(Exception) as drop:
         for e in c.messages.create(
             model="x", max_tokens=10, messages=MSG, stream=True, extra_headers=hdr(drop_after=3)
         ):
             if e.type == "content_block_delta":
                 got.append(e)
-    assert len(got) == 3
+    assert len(got) == 3 and dropped(drop)
 
 
 # --- Gemini -------------------------------------------------------------------------
@@ -488,12 +494,12 @@ def test_gemini_errors(server: FakeProviderServer) -> None:
             got.append(ch.text or "")
     assert len(got) == 2
     got.clear()
-    with pytest.raises(httpx2.RemoteProtocolError):
+    with pytest.raises(Exception) as drop:
         for ch in c.models.generate_content_stream(
             model="g", contents="hi", config=gcfg(drop_after=3)
         ):
             got.append(ch.text or "")
-    assert len(got) == 3
+    assert len(got) == 3 and dropped(drop)
 
 
 # --- timing ---------------------------------------------------------------------------

@@ -271,9 +271,13 @@ def test_a_log_read_back_gives_the_same_table(experiments: list[Any]) -> None:
         assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), col
     assert b["experiment"].tolist() == ["frames", "frames"]
     assert json.dumps(b["runs"].map(list).tolist()) == '[[], ["summarise"]]'
-    # the log's own figures come back, not a new estimate
+    # the log holds telemetry only (written before each call returned); read back,
+    # each line is estimated again, to the figures the kept records have, up to the
+    # per-deployment floor the estimator keeps learning from the streams it has seen
+    # (a later estimate of the same call may differ by about 1 %)
     lines = [json.loads(x) for x in Path(logged.log_path).read_text().splitlines()]
-    assert b["energy_wh"].tolist() == [x["impact"]["energy_wh"]["value"] for x in lines]
+    assert all("impact" not in x for x in lines)
+    np.testing.assert_allclose(b["energy_wh"].to_numpy(), a["energy_wh"].to_numpy(), rtol=5e-2)
 
 
 def test_a_records_frame_feeds_back_into_estimate_many(experiments: list[Any]) -> None:

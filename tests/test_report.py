@@ -14,12 +14,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from test_report_support import emit_call, make_impact
+from test_report_support import emit_call
 
 import otm
 from otm.cli import main
 from otm.impact import Range
-from otm.report import rows as rows_module
 from otm.report.formats import (
     CSV_COLUMNS,
     latex_escape,
@@ -30,6 +29,7 @@ from otm.report.formats import (
 from otm.report.ranges import RangeSum, fully_correlated
 from otm.report.reader import LogReader, read_log
 from otm.report.summary import summarize
+from otm.telemetry import Telemetry
 
 ROOT = Path(__file__).resolve().parents[1]
 ODD_MODEL = "llama_3.1 & co #1 50% {x}|y"
@@ -99,53 +99,59 @@ def test_reader_tolerates_a_truncated_last_line_and_skips_bad_ones(
 
 
 def test_reader_estimates_camelcase_telemetry_lines(tmp_path: Path, monkeypatch) -> None:
+    import otm.estimate
+
     calls = []
+    real = otm.estimate.estimate_many
 
-    def fake_estimate(telemetry, dep, region):
-        calls.append((telemetry.model, region))
-        return make_impact(telemetry.input_tokens, telemetry.output_tokens)
+    def spy(telemetries, **kw):
+        calls.append(([t.model for t in telemetries], kw.get("region")))
+        return real(telemetries, **kw)
 
-    monkeypatch.setattr(rows_module, "_estimate", fake_estimate)
+    monkeypatch.setattr(otm.estimate, "estimate_many", spy)
     path = tmp_path / "otm.jsonl"
+    lines = []
     with path.open("w") as f:
         for i in range(5):
             start = 1_700_000_000_000 + 1000 * i  # milliseconds, as OTM collectors often write
-            f.write(
-                json.dumps(
-                    {
-                        "platform": "openai",
-                        "modelName": "gpt-4o",
-                        "startTime": start,
-                        "firstTokenTime": start + 300,
-                        "lastTokenTime": start + 2300,
-                        "inputTokens": 100 + i,
-                        "outputTokens": 200,
-                        "inputTextLength": 400,
-                    }
-                )
-                + "\n"
+            lines.append(
+                {
+                    "platform": "openai",
+                    "modelName": "gpt-4o",
+                    "startTime": start,
+                    "firstTokenTime": start + 300,
+                    "lastTokenTime": start + 2300,
+                    "inputTokens": 100 + i,
+                    "outputTokens": 200,
+                    "inputTextLength": 400,
+                }
             )
+            f.write(json.dumps(lines[-1]) + "\n")
     s = summarize(path, region="FRA")
     assert s.requests == 5 and s.totals.estimated == 5
-    assert calls == [("gpt-4o", "FRA")] * 5
+    assert calls == [(["gpt-4o"] * 5, "FRA")]  # one vectorised call for the five lines
     assert s.latency_s["p50"] == pytest.approx(2.3)
     assert s.ttft_s["p50"] == pytest.approx(0.3)
-    assert s.energy_wh.value == pytest.approx(
-        sum(make_impact(100 + i, 200).energy_wh.value for i in range(5))
-    )
+    # the same figures as estimating each line on its own
+    each = [otm.estimate(Telemetry.model_validate(ln), region="FRA") for ln in lines]
+    assert s.energy_wh.value == pytest.approx(sum(i.energy_wh.value for i in each), rel=1e-9)
+    assert s.carbon_g.value == pytest.approx(sum(i.carbon_g.value for i in each), rel=1e-9)
 
 
 def test_region_option_re_estimates_lines_without_a_region(log: Path, monkeypatch) -> None:
+    import otm.estimate
+
     seen = []
+    real = otm.estimate.estimate_many
 
-    def fake_estimate(telemetry, dep, region):
-        seen.append(region)
-        return make_impact(1, 1)
+    def spy(telemetries, **kw):
+        seen.extend([kw.get("region")] * len(telemetries))
+        return real(telemetries, **kw)
 
-    monkeypatch.setattr(rows_module, "_estimate", fake_estimate)
+    monkeypatch.setattr(otm.estimate, "estimate_many", spy)
     s = summarize(log, region="DEU")
     assert len(seen) == 60 and set(seen) == {"DEU"}
-    assert s.energy_wh.value == pytest.approx(60 * make_impact(1, 1).energy_wh.value)
+    assert s.totals.estimated == 60 and {m.model for m in s.by_model}
 
 
 def test_reader_uses_the_real_estimator_when_present(tmp_path: Path) -> None:
@@ -427,7 +433,8 @@ def test_cli_json_to_stdout_and_errors(log: Path, tmp_path: Path, capsys) -> Non
 def test_cli_plain_progress_counter_without_rich(log: Path, monkeypatch, capsys) -> None:
     monkeypatch.setitem(sys.modules, "rich.progress", None)  # as if rich were not installed
     assert main(["report", str(log), "--json", os.devnull, "--progress"]) == 0
-    assert "reading log: 100.0%" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "otm report: read 100% of" in err and "60 lines" in err
 
 
 def test_cli_as_a_subprocess(log: Path) -> None:

@@ -11,15 +11,17 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[obje
     try:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
     except ImportError:
         _print_plain(title, headers, rows)
         return
     width = max(shutil.get_terminal_size((160, 24)).columns, 120)
-    table = Table(title=title, title_justify="left", header_style="bold")
+    # Text, not markup: a served model name like "[link=...]" is shown as it is
+    table = Table(title=Text(title), title_justify="left", header_style="bold")
     for h in headers:
         table.add_column(h, overflow="fold")
     for row in rows:
-        table.add_row(*(str(c) for c in row))
+        table.add_row(*(Text(str(c)) for c in row))
     Console(width=width, file=sys.stdout).print(table)
 
 

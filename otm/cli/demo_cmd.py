@@ -239,6 +239,13 @@ def run(args: argparse.Namespace) -> int:
     from otm.testing.server import FakeProviderServer, Scenario
 
     output_dir = args.output_dir  # None: the configured output directory
+    if otm.settings().disabled:
+        print(
+            f"otm demo: otm is disabled (by {otm.settings().source('disabled')}): no call would "
+            "be measured. Unset OTM_DISABLED (or set it to 0) to run the demo.",
+            file=sys.stderr,
+        )
+        return 1
     otm.instrument()
     try:
         with otm.experiment("otm-demo-live" if args.live else "otm-demo", output_dir=output_dir) as exp:
@@ -266,6 +273,8 @@ def run(args: argparse.Namespace) -> int:
     report = getattr(exp, "report_path", None) or getattr(exp, "path", None)
     if report is not None:
         print(f"\nReport written to {Path(report)}")
+    else:
+        print(f"\nNo report written: {exp.output_dir} cannot be written (see above)", file=sys.stderr)
     if any(r.telemetry.tokens_estimated for r in records):
         print("* token counts estimated from text (the stream carried no usage)")
     return 0 if records else 1

@@ -11,6 +11,17 @@ import argparse
 import json
 from typing import Any
 
+from otm.cli._args import (
+    check_accelerator,
+    check_region,
+    check_request,
+    count,
+    note_unknown_models,
+    positive,
+    positive_int,
+    seconds,
+)
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -25,29 +36,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--provider", default=None, help="API provider (openai, anthropic, google, local...)"
     )
     p.add_argument(
-        "--input-tokens", type=_count, required=True, help="prompt tokens, cached ones included"
+        "--input-tokens", type=count, required=True, help="prompt tokens, cached ones included"
     )
     p.add_argument(
-        "--output-tokens", type=_count, required=True, help="output tokens, reasoning included"
+        "--output-tokens", type=count, required=True, help="output tokens, reasoning included"
     )
     p.add_argument(
-        "--cached-tokens", type=_count, default=0, help="prompt tokens served from the cache"
+        "--cached-tokens", type=count, default=0, help="prompt tokens served from the cache"
     )
     p.add_argument(
         "--reasoning-tokens",
-        type=_count,
+        type=count,
         default=0,
         help="hidden reasoning tokens (part of output)",
     )
     p.add_argument(
-        "--ttft", type=_seconds, default=None, help="time to first token, seconds (streamed)"
+        "--ttft", type=seconds, default=None, help="time to first token, seconds (streamed)"
     )
     speed = p.add_mutually_exclusive_group()
     speed.add_argument(
-        "--duration", type=_seconds, default=None, help="start to last token, seconds"
+        "--duration", type=seconds, default=None, help="start to last token, seconds"
     )
     speed.add_argument(
-        "--tps", type=_positive, default=None, help="observed output speed, tokens/s (streamed)"
+        "--tps", type=positive, default=None, help="observed output speed, tokens/s (streamed)"
     )
     p.add_argument("--region", default=None, help="where it ran: FRA, US-VA, aws:us-east-1...")
     p.add_argument(
@@ -56,9 +67,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="serving accelerator (H100, B200, tpu-v6e...); the provider's profile fills the rest "
         "(site, host, engine): add --provider local for your own machine",
     )
-    p.add_argument("--count", type=_count, default=None, help="accelerators per instance")
     p.add_argument(
-        "--pue", type=float, default=None, help="facility PUE (1.0 with --accelerator-only)"
+        "--count", type=positive_int, default=None, help="accelerators per instance (>= 1)"
+    )
+    p.add_argument(
+        "--pue",
+        type=positive,
+        default=None,
+        help="facility PUE, 1 to 3 (1.0 with --accelerator-only)",
     )
     p.add_argument(
         "--accelerator-only",
@@ -69,34 +85,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def _count(s: str) -> int:
-    v = int(s)
-    if v < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return v
-
-
-def _seconds(s: str) -> float:
-    v = float(s)
-    if not v >= 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError("must be a finite number of seconds >= 0")
-    return v
-
-
-def _positive(s: str) -> float:
-    v = float(s)
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError("must be > 0")
-    return v
-
-
 def _telemetry(args: argparse.Namespace) -> Any:
     from otm.telemetry import Telemetry
 
-    if args.cached_tokens > args.input_tokens:
-        raise SystemExit("otm estimate: --cached-tokens cannot exceed --input-tokens")
-    if args.reasoning_tokens > args.output_tokens:
-        raise SystemExit("otm estimate: --reasoning-tokens cannot exceed --output-tokens")
+    check_request(args)
     data: dict[str, Any] = {
         "model": args.model,
         "provider": args.provider,
@@ -115,7 +107,7 @@ def _telemetry(args: argparse.Namespace) -> Any:
         data["last_token_time"] = first + max(visible - 1, 0) / args.tps
     elif args.duration is not None:
         data.update(start_time=start, end_time=start + args.duration)
-        if ttft is not None and ttft <= args.duration:
+        if ttft is not None:
             data.update(
                 first_token_time=start + ttft, last_token_time=start + args.duration, streamed=True
             )
@@ -127,25 +119,40 @@ def _telemetry(args: argparse.Namespace) -> Any:
 
 
 def _deployment(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from otm.cli import UsageError
     from otm.deployment import Deployment
 
-    if args.accelerator_only:
-        if not args.accelerator:
-            raise SystemExit("otm estimate: --accelerator-only needs --accelerator")
-        return Deployment.accelerator_only(
-            args.accelerator, args.count or 1, provider=args.provider
-        )
-    if args.accelerator or args.count or args.pue is not None:
-        return Deployment(
-            accelerator=args.accelerator, count=args.count, pue=args.pue, provider=args.provider
-        )
+    check_accelerator(args.accelerator)
+    try:
+        if args.accelerator_only:
+            if not args.accelerator:
+                raise UsageError("--accelerator-only needs --accelerator")
+            return Deployment.accelerator_only(
+                args.accelerator, args.count or 1, provider=args.provider
+            )
+        if args.accelerator or args.count or args.pue is not None:
+            return Deployment(
+                accelerator=args.accelerator,
+                count=args.count,
+                pue=args.pue,
+                provider=args.provider,
+            )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = "--" + str(err["loc"][0]).replace("_", "-") if err.get("loc") else "a value"
+        raise UsageError(f"{flag}: {err['msg']} (got {err.get('input')!r})") from None
     return None
 
 
 def run(args: argparse.Namespace) -> int:
     from otm.estimate import estimate
 
-    impact = estimate(_telemetry(args), deployment=_deployment(args), region=args.region)
+    check_region(args.region)
+    telemetry, deployment = _telemetry(args), _deployment(args)
+    note_unknown_models("estimate", [args.model], args.provider)
+    impact = estimate(telemetry, deployment=deployment, region=args.region)
     if args.json:
         print(json.dumps(impact.model_dump(mode="json"), indent=2))
         return 0

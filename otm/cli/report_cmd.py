@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,11 +26,15 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "log", help="records.jsonl, an experiment directory, or a .jsonl(.gz) of telemetry"
     )
-    p.add_argument("--html", metavar="FILE", help="self-contained HTML report with charts")
-    p.add_argument("--csv", metavar="FILE", help="one row per request")
-    p.add_argument("--md", metavar="FILE", help="Markdown summary")
     p.add_argument(
-        "--latex", metavar="FILE", help="LaTeX (booktabs) table of the per-model figures"
+        "--html", metavar="FILE", help="self-contained HTML report with charts ('-': stdout)"
+    )
+    p.add_argument("--csv", metavar="FILE", help="one row per request ('-': stdout)")
+    p.add_argument("--md", metavar="FILE", help="Markdown summary ('-': stdout)")
+    p.add_argument(
+        "--latex",
+        metavar="FILE",
+        help="LaTeX (booktabs) table of the per-model figures ('-': stdout)",
     )
     p.add_argument(
         "--json",
@@ -71,7 +77,10 @@ def register(subparsers: Any) -> None:
         dest="progress",
         action="store_true",
         default=None,
-        help="always show progress (default: on large logs when stderr is a terminal)",
+        help=(
+            "always show progress (default: on logs over 8 MiB; a bar on a terminal, "
+            "a line every 10%% otherwise)"
+        ),
     )
     p.add_argument(
         "--no-progress", dest="progress", action="store_false", help="never show progress"
@@ -80,13 +89,21 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from otm.report.formats import render_json, write_reports
+    from otm.cli import UsageError
+    from otm.cli._args import check_output, check_region, note_unknown_models
+    from otm.report.formats import write_reports
     from otm.report.reader import LogReader, resolve_log
 
     path = resolve_log(args.log)
     if not path.is_file():
-        print(f"otm report: no such log: {path}", file=sys.stderr)
-        return 2
+        raise UsageError(f"no such log: {path}")
+    check_region(args.region)
+    outputs = {"--html": args.html, "--csv": args.csv, "--md": args.md, "--latex": args.latex}
+    outputs["--json"] = args.json
+    for flag, dest in outputs.items():
+        check_output(dest, flag)
+    if sum(1 for dest in outputs.values() if dest == "-") > 1:
+        raise UsageError("only one report can go to standard output ('-')")
 
     live = args.live_grid if args.live_grid is not None else _live_grid_setting()
     reader: LogReader
@@ -94,22 +111,18 @@ def run(args: argparse.Namespace) -> int:
         try:
             import tenacity  # noqa: F401
         except ImportError:
-            print(
-                "otm report: --live-grid needs tenacity: pip install 'otm[grid]'", file=sys.stderr
-            )
-            return 2
+            raise UsageError("--live-grid needs tenacity: pip install 'otm[grid]'") from None
         from otm.report.live_grid import LiveGridReader
 
         reader = LiveGridReader(path, region=args.region)
     else:
         reader = LogReader(path, region=args.region)
-    show = (
-        args.progress
-        if args.progress is not None
-        else (sys.stderr.isatty() and reader.size >= PROGRESS_MIN_BYTES)
-    )
-    json_to_stdout = args.json == "-"
-    with _progress(reader.size, enabled=bool(show)) as update:
+    # A report is a short-lived process that allocates a few objects per line:
+    # keep the garbage collector off everything imported so far (~10 % faster).
+    gc.collect()
+    gc.freeze()
+    show = args.progress if args.progress is not None else reader.size >= PROGRESS_MIN_BYTES
+    with _progress(reader.size, enabled=bool(show), name=path.name, lines=lambda: reader.lines) as update:
         reader.on_progress = update
         summary = write_reports(
             reader,
@@ -117,11 +130,17 @@ def run(args: argparse.Namespace) -> int:
             csv=args.csv,
             md=args.md,
             latex=args.latex,
-            json=None if json_to_stdout else args.json,
+            json=args.json,
             name=args.name,
             include_prompts=not args.no_prompts,
         )
-    if reader.truncated:
+    if reader.ended_early:
+        print(
+            f"otm report: {path} ends early ({reader.ended_early}); "
+            f"reported the {reader.lines} lines before the damage",
+            file=sys.stderr,
+        )
+    elif reader.truncated:
         print(
             f"otm report: the last line of {path} was partial (an interrupted write) and was skipped",
             file=sys.stderr,
@@ -132,8 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if result is not None:
         _print_live_grid(result)
 
-    if json_to_stdout:
-        sys.stdout.write(render_json(summary))
+    note_unknown_models("report", [m.model for m in summary.by_model if m.model != "(other)"])
     if args.figures:
         try:
             from otm.report.figures import save_figures
@@ -142,21 +160,22 @@ def run(args: argparse.Namespace) -> int:
             return 2
         for path in save_figures(summary, args.figures):
             print(f"figure written to {path}", file=sys.stderr)
-    wrote = [
+    asked = [
         (k, v)
         for k, v in (
             ("HTML", args.html),
             ("CSV", args.csv),
             ("Markdown", args.md),
             ("LaTeX", args.latex),
-            ("JSON", None if json_to_stdout else args.json),
+            ("JSON", args.json),
         )
         if v
     ]
-    if not wrote and not json_to_stdout and not args.figures:
+    if not asked and not args.figures:
         _print_summary(summary)
-    for kind, dest in wrote:
-        print(f"{kind} report written to {dest}", file=sys.stderr)
+    for kind, dest in asked:
+        if dest != "-":
+            print(f"{kind} report written to {dest}", file=sys.stderr)
     return 0
 
 
@@ -211,53 +230,73 @@ def _print_rich(s: Any) -> None:
 
 
 class _progress:
-    """Context manager yielding ``update(bytes_read)``: rich bar, plain counter, or nothing."""
+    """Context manager yielding ``update(bytes_read)``: a rich bar on a terminal; otherwise
+    (CI logs, pipes, no rich) one plain line per 10 % read, or per 10 s, whichever comes first."""
 
-    def __init__(self, total: int, *, enabled: bool) -> None:
+    EVERY_S = 10.0
+
+    def __init__(
+        self, total: int, *, enabled: bool, name: str = "log", lines: Callable[[], int] = lambda: 0
+    ) -> None:
         self.total = total
         self.enabled = enabled
+        self.name = name
+        self.lines = lines
         self._bar: Any = None
         self._task: Any = None
+        self._next_pct = 10
+        self._last = 0.0
 
     def __enter__(self) -> Callable[[int], None]:
         if not self.enabled:
             return lambda done: None
-        try:
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
+        if sys.stderr.isatty():
+            try:
+                return self._rich()
+            except ImportError:
+                pass
+        self._last = time.monotonic()
+        return self._plain
 
-            self._bar = Progress(
-                TextColumn("reading log"),
-                BarColumn(),
-                DownloadColumn(),
-                TimeRemainingColumn(),
-                transient=True,
-                console=_stderr_console(),
-            )
-            self._bar.start()
-            self._task = self._bar.add_task("read", total=self.total)
-            return lambda done: self._bar.update(self._task, completed=done)
-        except ImportError:
-            total = max(self.total, 1)
+    def _rich(self) -> Callable[[int], None]:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
-            def update(done: int) -> None:
-                sys.stderr.write(f"\rreading log: {100 * done / total:5.1f}%")
-                sys.stderr.flush()
+        self._bar = Progress(
+            TextColumn("reading log"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+            console=_stderr_console(),
+        )
+        self._bar.start()
+        self._task = self._bar.add_task("read", total=self.total)
+        return lambda done: self._bar.update(self._task, completed=done)
 
-            return update
+    def _plain(self, done: int) -> None:
+        pct = 100.0 * done / max(self.total, 1)
+        now = time.monotonic()
+        if pct < self._next_pct and now - self._last < self.EVERY_S:
+            return
+        while self._next_pct <= pct:
+            self._next_pct += 10
+        self._last = now
+        print(
+            f"otm report: read {pct:.0f}% of {self.name} ({done / 1e6:.1f} of "
+            f"{self.total / 1e6:.1f} MB, {self.lines():,} lines)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def __exit__(self, *exc: object) -> None:
-        if not self.enabled:
-            return
         if self._bar is not None:
             self._bar.stop()
-        else:
-            sys.stderr.write("\n")
 
 
 def _stderr_console() -> Any:

@@ -37,14 +37,12 @@ def _show(value: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from otm.config import ConfigError, configure
+    from otm.config import ConfigError, check
 
     try:
-        # configure() also loads and validates the user data file and the region.
-        if args.config_file is not None:
-            resolved = configure(config_file=args.config_file)
-        else:
-            resolved = configure()
+        # strict, unlike the rest of otm (which logs and ignores an invalid
+        # value): loads and validates the user data file and the region too
+        resolved = check(config_file=args.config_file)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

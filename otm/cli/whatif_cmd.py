@@ -13,6 +13,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from otm.cli._args import (
+    check_accelerator,
+    check_region,
+    check_request,
+    count,
+    note_unknown_models,
+    positive,
+    positive_int,
+    seconds,
+)
+
 # A spread of grids from the cleanest to the most carbon-intensive, plus the
 # US states and cloud regions where most LLM serving runs. Users add theirs
 # with --regions.
@@ -29,25 +40,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("log", nargs="?", help="a JSONL log of records or telemetry (else describe one request)")
     p.add_argument("--model", help="model of the request to describe")
     p.add_argument("--provider", default=None)
-    p.add_argument("--input-tokens", type=int, default=0)
-    p.add_argument("--cached-tokens", type=int, default=0)
-    p.add_argument("--output-tokens", type=int, default=0)
-    p.add_argument("--ttft", type=float, default=None, help="time to first token, seconds")
-    p.add_argument("--duration", type=float, default=None, help="start to last token, seconds")
-    p.add_argument("--tps", type=float, default=None, help="observed output tokens per second")
+    p.add_argument("--input-tokens", type=count, default=0)
+    p.add_argument("--cached-tokens", type=count, default=0)
+    p.add_argument("--output-tokens", type=count, default=0)
+    p.add_argument("--ttft", type=seconds, default=None, help="time to first token, seconds")
+    p.add_argument("--duration", type=seconds, default=None, help="start to last token, seconds")
+    p.add_argument("--tps", type=positive, default=None, help="observed output tokens per second")
     p.add_argument("--region", default=None, help="your own region (default: each call's own)")
     p.add_argument("--regions", default=None, help="comma-separated regions to compare")
     p.add_argument("--accelerators", default=None, help="comma-separated accelerators to compare")
-    p.add_argument("--limit", type=int, default=None, help="read at most this many records from the log")
+    p.add_argument("--limit", type=positive_int, default=None, help="read at most this many records from the log")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
 
 def _telemetry_from_args(args: argparse.Namespace) -> list[Any]:
+    from otm.cli import UsageError
     from otm.telemetry import Telemetry
 
     if not args.model:
-        raise SystemExit("otm whatif: give a LOG.jsonl or --model with token counts")
+        raise UsageError("give a LOG.jsonl, or describe one request with --model and token counts")
+    if args.input_tokens == 0 and args.output_tokens == 0:
+        raise UsageError("describe the request's tokens: --input-tokens and --output-tokens")
+    check_request(args)
+    note_unknown_models("whatif", [args.model], args.provider)
     start = 1_700_000_000.0
     first = last = None
     streamed = False
@@ -69,7 +85,7 @@ def _telemetry_from_args(args: argparse.Namespace) -> list[Any]:
             first_token_time=first,
             last_token_time=last,
             input_tokens=args.input_tokens,
-            cached_input_tokens=min(args.cached_tokens, args.input_tokens),
+            cached_input_tokens=args.cached_tokens,
             output_tokens=args.output_tokens,
             streamed=streamed,
         )
@@ -80,8 +96,11 @@ def _load(args: argparse.Namespace) -> tuple[list[Any], list[tuple[str | None, A
     """Telemetry and each call's own (region, deployment), as it was made."""
     if not args.log:
         return _telemetry_from_args(args), [(args.region, None)]
-    from otm.report.reader import read_log
+    from otm.cli import UsageError
+    from otm.report.reader import read_log, resolve_log
 
+    if not resolve_log(args.log).is_file():
+        raise UsageError(f"no such log: {args.log}")
     tels: list[Any] = []
     own: list[tuple[str | None, Any]] = []
     for i, rec in enumerate(read_log(args.log)):
@@ -91,7 +110,8 @@ def _load(args: argparse.Namespace) -> tuple[list[Any], list[tuple[str | None, A
         dep_region = getattr(rec.deployment, "region", None) if rec.deployment is not None else None
         own.append((args.region or rec.region or dep_region, rec.deployment))
     if not tels:
-        raise SystemExit(f"otm whatif: no readable records in {args.log}")
+        raise UsageError(f"no readable records in {args.log}")
+    note_unknown_models("whatif", [t.model for t in tels if t.model])
     return tels, own
 
 
@@ -172,8 +192,15 @@ def run(args: argparse.Namespace) -> int:
     from otm.cli._table import print_table
     from otm.units import fmt_int, fmt_span, plural, sig
 
+    check_region(args.region)
+    regions = _split(args.regions, DEFAULT_REGIONS)
+    accelerators = _split(args.accelerators, DEFAULT_ACCELERATORS)
+    for code in regions:
+        check_region(code, "--regions")
+    for name in accelerators:
+        check_accelerator(name, "--accelerators")
     tels, own = _load(args)
-    result = compute(tels, own, _split(args.regions, DEFAULT_REGIONS), _split(args.accelerators, DEFAULT_ACCELERATORS))
+    result = compute(tels, own, regions, accelerators)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

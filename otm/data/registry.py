@@ -25,6 +25,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from .resolve import (
     accelerator_candidates,
     compact,
+    domain_variant,
     model_candidates,
     normalise_id,
     provider_candidates,
@@ -419,9 +420,46 @@ def find_model(name: str, provider: str | None = None) -> ModelSpec | None:
             p = normalise_id(provider)
             k = normalise_id(name)
             extra = (f"{p}-{k}", f"{p}:{k}")
-        return _find("model", name, extra)
+        spec = _find("model", name, extra)
+        if spec is None:
+            spec = _find_domain_variant(name, provider)
+        return spec
     except (TypeError, ValueError):  # find_* never raises on odd input
         return None
+
+
+def _find_domain_variant(name: str, provider: str | None) -> ModelSpec | None:
+    """A domain-specialised variant with no row of its own: its base model, flagged as an estimate."""
+    if not isinstance(name, str):
+        return None
+    hit = domain_variant(name)
+    if hit is None:
+        return None
+    base_name, domain = hit
+    extra: tuple[str, ...] = ()
+    if provider:
+        p = normalise_id(provider)
+        extra = (f"{p}-{base_name}", f"{p}:{base_name}")
+    base: ModelSpec | None = _find("model", base_name, extra)
+    if base is None:
+        return None
+    fields = tuple(dict.fromkeys((*base.estimated_fields, "total_params_b", "active_params_b")))
+    sources = base.sources if "otm-estimate" in base.sources else (*base.sources, "otm-estimate")
+    method = (
+        f"{name.strip()!r} is a {domain}-specialised variant of {base.id!r} with no row of its "
+        "own; otm assumes the base model's size and serving (an estimate)."
+    )
+    if base.method:
+        method += f" Base model: {base.method}"
+    return base.model_copy(
+        update={
+            "estimated": True,
+            "estimated_fields": fields,
+            "sources": sources,
+            "method": method,
+            "aliases": (),
+        }
+    )
 
 
 def get_model(name: str, provider: str | None = None) -> ModelSpec:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 __all__ = [
     "accelerator_candidates",
     "compact",
+    "domain_variant",
     "model_candidates",
     "normalise_id",
     "provider_candidates",
@@ -279,6 +280,29 @@ def model_candidates(name: str, limit: int = 200) -> Iterator[str]:
     if "/" in raw:
         starts.append(normalise_id(raw.rsplit("/", 1)[1]))
     yield from _bfs(starts, _MODEL_RULES, limit)
+
+
+# Domain-specialised variants of a general model (``gpt-6-astra-healthcare``,
+# ``...-law``): providers publish them under new names faster than the data can
+# follow, and nothing suggests a different size. The registry resolves them to
+# the base model and flags the result as an estimate (see ``find_model``).
+_DOMAIN = re.compile(
+    r"-(healthcare|health|medical|clinical|med|law|legal|finance|financial|education|"
+    r"science|scientific|government|gov|cyber|security)(?=-|$)"
+)
+
+
+def domain_variant(name: str) -> tuple[str, str] | None:
+    """``(base name, domain)`` when ``name`` carries a domain word after its first part, else None.
+
+    ``gpt-6-astra-healthcare`` -> ``("gpt-6-astra", "healthcare")``; a dated
+    snapshot after the word is kept (``...-law-2026-01-01`` -> ``...-2026-01-01``).
+    """
+    key = normalise_id(name, kind="model")
+    m = _DOMAIN.search(key)
+    if m is None or m.start() == 0:
+        return None
+    return key[: m.start()] + key[m.end() :], m.group(1)
 
 
 # ---------------------------------------------------------------------- accelerators

@@ -137,7 +137,9 @@ def coerce_span(x: Any) -> Any:
 SpanLike = Annotated[Span, BeforeValidator(coerce_span)]
 """A Span field that also accepts a number, a pair or a triple."""
 
-_Row = ConfigDict(frozen=True, extra="forbid")
+# Rows hold physical figures: an infinite or NaN one (JSON ``Infinity``, TOML
+# ``inf``) passes ge/le bounds, so refuse non-finite floats outright.
+_Row = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 def _no_blank(values: Sequence[str], what: str) -> tuple[str, ...]:

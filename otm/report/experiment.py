@@ -8,9 +8,9 @@ The experiment is a collector pushed onto the context's scope, so calls made
 in threads started with a copied context and in asyncio tasks started inside
 the block are attributed to it, and two experiments running side by side in
 different tasks never mix. Each record is appended to
-``<output_dir>/<name>-<timestamp>/records.jsonl`` as it finishes (by a
-background writer, see ``sink``); on exit the log is drained and the reports
-are written next to it.
+``<output_dir>/<name>-<timestamp>/records.jsonl`` as it finishes, before the
+call returns to the user (see ``sink``); on exit the reports are written next
+to it, estimated from the log.
 """
 
 from __future__ import annotations
@@ -141,8 +141,6 @@ class Experiment:
                 return list(self._records)
         from otm.report.reader import read_log
 
-        if self._sink is not None:
-            self._sink.flush()
         return (
             []
             if self.log_path is None or not self.log_path.exists()
@@ -173,16 +171,20 @@ class Experiment:
         elif self.log_path is not None and self.log_path.exists():
             from otm.report.reader import LogReader
 
-            if self._sink is not None:
-                self._sink.flush()
             agg.add_all(LogReader(self.log_path).rows())
         return agg.summary()
 
     # ------------------------------------------------------------------ lifecycle
 
     def _line(self, record: Record) -> dict[str, Any]:
-        """One log line; runs on the writer thread, where estimating is off the user's path."""
-        data = record.to_dict()
+        """One log line, written on the caller's thread before its call returns: no estimate.
+
+        Reports estimate the lines without one when they read the log (in
+        vectorised chunks); an impact already computed (or given) goes along.
+        """
+        data = record.to_dict(with_impact=False)
+        if record._impact is not None:
+            data["impact"] = record._impact.model_dump(mode="json")
         data["tags"] = effective_tags(record)
         return {
             "schema": LOG_SCHEMA,
@@ -199,6 +201,24 @@ class Experiment:
             )
         self._entered = True
         self.started = time.time()
+        try:
+            self.path = self._make_directory()
+            self._sink = JsonlSink(self.path / LOG_NAME, self._line)
+        except Exception as exc:
+            # An unwritable output directory must not stop the user's block:
+            # the experiment goes on in memory, without a log or reports.
+            self.path, self._sink = None, None
+            self.keep_records = True
+            logger.error(
+                "otm: experiment %r cannot write to %s (%s); its records are kept in memory "
+                "only (exp.records, exp.summary()), with no log and no reports",
+                self.name,
+                self.output_dir,
+                exc,
+            )
+
+    def _make_directory(self) -> Path:
+        assert self.started is not None
         self.output_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.started))
         base = f"{_slug(self.name)}-{stamp}"
@@ -208,14 +228,11 @@ class Experiment:
                 candidate.mkdir(mode=0o700)
             except FileExistsError:
                 continue
-            self.path = candidate
-            break
-        else:  # pragma: no cover
-            raise FileExistsError(f"no free directory name for {base} in {self.output_dir}")
-        self._sink = JsonlSink(self.path / LOG_NAME, self._line)
+            return candidate
+        raise FileExistsError(f"no free directory name for {base} in {self.output_dir}")
 
     def _close(self) -> None:
-        """Drain the log, then write the reports. Never raises into the user's code."""
+        """Close the log, then write the reports. Never raises into the user's code."""
         close_experiment(self)
         self.ended = time.time()
         sink = self._sink
@@ -278,7 +295,7 @@ class Experiment:
         if self._token is not None:
             pop_scope(self._token)
             self._token = None
-        # Draining the log and writing reports is file I/O: keep it off the event loop.
+        # Closing the log and writing reports is file I/O: keep it off the event loop.
         await asyncio.to_thread(self._close)
 
     # ------------------------------------------------------------------ decorator

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -77,6 +78,25 @@ def iso_time(t: float | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1000):03d}Z"
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: Any) -> str:
+    """A text cell that a spreadsheet will not run as a formula.
+
+    Model names come from servers and tags from anywhere: a cell starting with
+    ``= + - @``, a tab or a carriage return is a formula (or becomes one) in
+    Excel, LibreOffice and Google Sheets. Such a cell gets a leading ``'``,
+    which spreadsheets show as text and hide. A carriage return anywhere becomes
+    a line feed: the writer quotes fields holding those, not ones holding a
+    bare CR, which readers would take for the end of the row.
+    """
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_START):
+        text = "'" + text
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
 def _f(x: float | None) -> str:
     # Six significant figures: far finer than any estimate's range, and readable
     # (plain decimals: 0.0000198, not 1.98e-05).
@@ -100,14 +120,14 @@ class CsvWriter:
         e, c, w = row.energy, row.carbon, row.water
         self._w.writerow(
             (
-                row.request_id or "",
+                csv_text(row.request_id),
                 iso_time(row.time),
-                row.model,
-                row.provider,
-                row.status,
-                env,
-                others,
-                "; ".join(row.runs),
+                csv_text(row.model),
+                csv_text(row.provider),
+                csv_text(row.status),
+                csv_text(env),
+                csv_text(others),
+                csv_text("; ".join(row.runs)),
                 _f(row.cost_usd),
                 *(_f(x) for x in (c or (None, None, None))),
                 *(_f(x) for x in (e or (None, None, None))),
@@ -118,8 +138,8 @@ class CsvWriter:
                 row.reasoning_tokens,
                 _f(row.latency_s),
                 _f(row.ttft_s),
-                row.region or "",
-                (row.prompt or "") if self.include_prompts else "",
+                csv_text(row.region),
+                csv_text(row.prompt) if self.include_prompts else "",
             )
         )
 
@@ -127,11 +147,18 @@ class CsvWriter:
 # ---------------------------------------------------------------------- Markdown
 
 
+_MD_SPECIALS = frozenset("\\`*_[]<>|#!&~")
+
+
 def _md(text: Any) -> str:
-    out = str(text).replace("\n", " ")
-    for ch in ("\\", "|", "*", "`", "<", ">"):
-        out = out.replace(ch, "\\" + ch)
-    return out
+    """Text that Markdown shows as is: no link, image, HTML, emphasis, table cell or heading.
+
+    Names in reports come from servers and users; each Markdown punctuation
+    character that could start markup is backslash-escaped, and line breaks
+    (which could start a heading or end a table row) become spaces.
+    """
+    out = " ".join(str(text).splitlines())
+    return "".join("\\" + ch if ch in _MD_SPECIALS else ch for ch in out)
 
 
 def _cell(r: Range | None, n: int = 3) -> str:
@@ -165,7 +192,7 @@ def render_markdown(s: Summary) -> str:
     meta.append(f"otm v{s.otm_version}")
     lines += [" · ".join(meta), ""]
     if s.tags:
-        lines += ["Tags: " + ", ".join(f"`{k}={v}`" for k, v in s.tags.items()), ""]
+        lines += ["Tags: " + ", ".join(_md(f"{k}={v}") for k, v in s.tags.items()), ""]
 
     lines += ["## Totals", ""]
     lines += _table(
@@ -193,7 +220,7 @@ def render_markdown(s: Summary) -> str:
             "",
         ]
 
-    lines += ["## For your paper", "", "> " + s.sentence, ""]
+    lines += ["## For your paper", "", "> " + _md(s.sentence), ""]
 
     lines += ["## By model", ""]
     lines += _table(
@@ -451,7 +478,15 @@ def _rows(source: Any, region: str | None) -> tuple[Iterator[Row], Any]:
     return convert(), None
 
 
+STDOUT = "-"
+"""A report path that means standard output (``otm report --md -``)."""
+
+
 def _write_private(path: PathLike, text: str) -> None:
+    if str(path) == STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
     with os.fdopen(open_private(Path(path), append=False), "w", encoding="utf-8") as f:
         f.write(text)
 
@@ -472,15 +507,20 @@ def write_reports(
     """Write the requested reports from a log path, a ``LogReader`` or records, in one pass.
 
     Files are created owner-only (0600) like the log, since the CSV can hold
-    captured prompts. Returns the summary.
+    captured prompts; a path of ``"-"`` writes that report to standard output.
+    Returns the summary.
     """
     rows, reader = _rows(source, region)
     agg = Aggregator(name=name, tags=tags)
     csv_file: IO[str] | None = None
     try:
         if csv is not None:
-            csv_file = os.fdopen(
-                open_private(Path(csv), append=False), "w", encoding="utf-8", newline=""
+            csv_file = (
+                sys.stdout
+                if str(csv) == STDOUT
+                else os.fdopen(
+                    open_private(Path(csv), append=False), "w", encoding="utf-8", newline=""
+                )
             )
             writer = CsvWriter(csv_file, include_prompts=include_prompts)
             for row in rows:
@@ -489,8 +529,10 @@ def write_reports(
         else:
             agg.add_all(rows)
     finally:
-        if csv_file is not None:
+        if csv_file is not None and csv_file is not sys.stdout:
             csv_file.close()
+        elif csv_file is not None:
+            csv_file.flush()
     if reader is not None:
         agg.skipped_lines = reader.skipped
         if agg.name is None:
@@ -513,6 +555,7 @@ __all__ = [
     "BASE_UNIT",
     "CSV_COLUMNS",
     "CsvWriter",
+    "csv_text",
     "latex_escape",
     "render_json",
     "render_latex",

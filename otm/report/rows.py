@@ -13,7 +13,11 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from otm._log import log_once
+from otm.deployment import Deployment
+from otm.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from otm.impact import Impact
@@ -151,16 +155,40 @@ class Row:
         ``region`` is the default for lines without one; such lines are
         re-estimated with it. Lines without an impact are estimated when
         ``reestimate`` (a failure leaves the row without figures, logged once).
+        Many lines at once: :class:`~otm.report.reader.LogReader` estimates
+        them in vectorised chunks instead.
+        """
+        row, telemetry, deployment = cls.parse(data, region=region)
+        if telemetry is not None and reestimate:
+            est = _estimate(telemetry, deployment, row.region)
+            if est is not None:
+                row._set_impact(est)
+        return row
+
+    @classmethod
+    def parse(
+        cls, data: Mapping[str, Any], *, region: str | None = None
+    ) -> tuple[Row, Any, Deployment | None]:
+        """``(row, telemetry, deployment)`` of one log line, without estimating.
+
+        ``telemetry`` (a validated :class:`~otm.telemetry.Telemetry`) is None
+        when the line carries its impact (already set on the row); otherwise
+        the row still needs an estimate for that telemetry and ``deployment``
+        (the line's :class:`~otm.deployment.Deployment`, or None). Raises
+        ``ValueError`` (or ``KeyError``/``TypeError``) for a line that is no
+        record, or whose telemetry or deployment is invalid.
         """
         row = cls()
-        if isinstance(data.get("telemetry"), Mapping):
-            tel: Mapping[str, Any] = data["telemetry"]
+        nested = data.get("telemetry")
+        if nested is not None and (type(nested) is dict or isinstance(nested, Mapping)):
+            tel: Mapping[str, Any] = nested
             line_region = data.get("region")
             dep = data.get("deployment") or None
             tags = data.get("tags") or {}
             impact = data.get("impact") or None
             row.seq = _int_or_none(data.get("seq"))
-            row.experiment = data.get("experiment")
+            experiment = data.get("experiment")
+            row.experiment = experiment if isinstance(experiment, str) else None
             row.runs = tuple(str(r) for r in data.get("runs") or ())
             camel = False
         else:  # a bare telemetry object, as OTM-style collectors write it
@@ -170,31 +198,35 @@ class Row:
             tags = data.get("tags") or {}
             impact = None
             camel = True
+        deployment = None
+        if dep is not None:
+            if not isinstance(dep, Mapping):
+                raise ValueError("deployment is not an object")
+            row.deployment_key = deployment_key(dep)
+            deployment = _deployment(row.deployment_key, dep)
 
-        row.region = line_region if isinstance(line_region, str) and line_region else None
-        if row.region is None and region:
+        if line_region and isinstance(line_region, str):
+            row.region = line_region
+        elif region:
             row.region = region
             impact = None  # the line's figures assumed another region: estimate again
-        row.deployment_key = deployment_key(dep)
-        row.tags = {str(k): str(v) for k, v in tags.items()} if isinstance(tags, Mapping) else {}
+        if tags and isinstance(tags, Mapping):
+            row.tags = {str(k): str(v) for k, v in tags.items()}
 
         if camel or impact is None:
             telemetry = _telemetry(tel)
-            if telemetry is None:
-                raise ValueError("line holds no valid telemetry")
             _fill_from_telemetry(row, telemetry)
-            if reestimate:
-                est = _estimate(telemetry, dep, row.region)
-                if est is not None:
-                    row._set_impact(est)
-            return row
+            return row, telemetry, deployment
 
         _fill_from_snake(row, tel)
         try:
             row._set_impact_dict(impact)
         except (KeyError, TypeError, ValueError) as exc:
-            log_once("report.reader: malformed impact", exc)
-        return row
+            log_once(
+                "report.reader: malformed impact",
+                message=f"otm: skipped a malformed impact in a log line ({exc})",
+            )
+        return row, None, deployment
 
     # ------------------------------------------------------------------ impact
 
@@ -331,10 +363,14 @@ def _fill_from_telemetry(row: Row, t: Any) -> None:
     row.provider = t.provider or "unknown"
     row.model = t.model or "unknown"
     row.status = t.status
-    row.time = t.start_time
-    row.end_time = t.end_time if t.end_time is not None else t.last_token_time
-    row.latency_s = t.duration_s
-    row.ttft_s = t.ttft_s
+    start, last, end = t.start_time, t.last_token_time, t.end_time
+    row.time = start
+    row.end_time = end if end is not None else last
+    # Telemetry.duration_s and .ttft_s, read once (this runs per line of large logs)
+    finish = last if last is not None else end
+    row.latency_s = None if start is None or finish is None else finish - start
+    first = t.first_token_time
+    row.ttft_s = None if start is None or first is None else first - start
     row.input_tokens = t.input_tokens
     row.output_tokens = t.output_tokens
     row.cached_input_tokens = t.cached_input_tokens
@@ -342,23 +378,41 @@ def _fill_from_telemetry(row: Row, t: Any) -> None:
     row.prompt = t.prompt
 
 
-def _telemetry(tel: Mapping[str, Any]) -> Any:
-    from pydantic import ValidationError
-
-    from otm.telemetry import Telemetry
-
+def _telemetry(tel: Mapping[str, Any]) -> Telemetry:
     try:
-        return Telemetry.model_validate(dict(tel))
-    except ValidationError:
-        return None
+        return Telemetry.model_validate(tel)
+    except ValidationError as exc:
+        raise ValueError(f"invalid telemetry: {_first_error(exc)}") from None
 
 
-def _estimate(telemetry: Any, dep: Mapping[str, Any] | None, region: str | None) -> Impact | None:
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(x) for x in first.get("loc", ()))
+    msg = str(first.get("msg", "")).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+_DEPLOYMENTS: dict[str, Deployment] = {}
+
+
+def _deployment(key: str, dep: Mapping[str, Any]) -> Deployment:
+    """The line's deployment, validated once per distinct one (a log repeats a few)."""
+    found = _DEPLOYMENTS.get(key)
+    if found is None:
+        try:
+            found = Deployment.model_validate(dict(dep))
+        except ValidationError as exc:
+            raise ValueError(f"invalid deployment: {_first_error(exc)}") from None
+        if len(_DEPLOYMENTS) > 1024:
+            _DEPLOYMENTS.clear()
+        _DEPLOYMENTS[key] = found
+    return found
+
+
+def _estimate(telemetry: Any, deployment: Deployment | None, region: str | None) -> Impact | None:
     try:
-        from otm.deployment import Deployment
         from otm.estimate import estimate
 
-        deployment = Deployment.model_validate(dep) if dep else None
         return estimate(telemetry, deployment=deployment, region=region)
     except Exception as exc:
         log_once("report.reader: estimate", exc)

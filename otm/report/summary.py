@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
 import time
 from collections import Counter
@@ -33,6 +34,8 @@ TOP_K = 10
 MAX_TAG_VALUES = 200
 """Distinct ``key=value`` tags tracked; rarer ones are pooled as ``(other)``."""
 MAX_MODELS = 500
+MAX_CELLS = 4_096
+"""(model, provider, status) combinations summed apart before being merged (memory bound)."""
 
 BOUNDARY = (
     "operational (location-based grid intensity) + embodied hardware emissions; "
@@ -47,24 +50,39 @@ STATUSES = ("ok", "error", "cancelled", "abandoned")
 
 
 class Reservoir:
-    """A uniform sample of at most ``size`` items of a stream (Algorithm R), deterministic."""
+    """A uniform sample of at most ``size`` items of a stream, deterministic.
 
-    __slots__ = ("size", "items", "seen", "_rng")
+    Li's Algorithm L: once the sample is full, the number of items to skip
+    before the next replacement is drawn directly, so most items cost one
+    comparison (no random number per item on a long stream).
+    """
+
+    __slots__ = ("size", "items", "seen", "_rng", "_w", "_next")
 
     def __init__(self, size: int, seed: int = 0) -> None:
         self.size = size
         self.items: list[Any] = []
         self.seen = 0
         self._rng = random.Random(seed)
+        self._w = 1.0
+        self._next = size  # index of the next item to take once full
 
     def add(self, item: Any) -> None:
-        self.seen += 1
-        if len(self.items) < self.size:
+        i = self.seen
+        self.seen = i + 1
+        if i < self.size:
             self.items.append(item)
-        else:
-            j = self._rng.randrange(self.seen)
-            if j < self.size:
-                self.items[j] = item
+            if self.seen == self.size:
+                self._draw()
+        elif i == self._next:
+            self.items[self._rng.randrange(self.size)] = item
+            self._draw()
+
+    def _draw(self) -> None:
+        rng = self._rng
+        self._w *= math.exp(math.log(1.0 - rng.random()) / self.size)
+        gap = math.floor(math.log(1.0 - rng.random()) / math.log1p(-self._w)) if self._w < 1.0 else 0
+        self._next = self.seen + gap
 
     @property
     def sampled(self) -> bool:
@@ -155,9 +173,7 @@ class Bucket:
         "requests",
         "status",
         "estimated",
-        "energy",
-        "carbon",
-        "water",
+        "sums",
         "cost",
         "priced",
         "input_tokens",
@@ -172,9 +188,8 @@ class Bucket:
         self.requests = 0
         self.status: Counter[str] = Counter()
         self.estimated = 0
-        self.energy = RangeSum()
-        self.carbon = RangeSum()
-        self.water = RangeSum()
+        self.sums: dict[Any, list[float]] = {}
+        """Per correlation group: energy, carbon and water as value, low, high (nine sums)."""
         self.cost = 0.0
         self.priced = 0
         self.input_tokens = 0
@@ -184,35 +199,80 @@ class Bucket:
         self.providers: set[str] = set()
         self.latency = Reservoir(latency_sample) if latency_sample else None
 
-    def add(self, row: Row) -> None:
+    def add(self, row: Row, group: Any = None) -> None:
+        """Count ``row`` in; ``group`` is its correlation group (``row.group``, passed when known).
+
+        Runs once per row per slice of a large log: plain operations, no helpers.
+        """
         self.requests += 1
-        self.status[row.status] += 1
+        status = self.status
+        status[row.status] = status.get(row.status, 0) + 1
         self.input_tokens += row.input_tokens
         self.output_tokens += row.output_tokens
         self.cached_input_tokens += row.cached_input_tokens
         self.reasoning_tokens += row.reasoning_tokens
-        if len(self.providers) < 20:
-            self.providers.add(row.provider)
+        providers = self.providers
+        if row.provider not in providers and len(providers) < 20:
+            providers.add(row.provider)
         if row.cost_usd is not None:
             self.cost += row.cost_usd
             self.priced += 1
         if self.latency is not None and row.latency_s is not None:
             self.latency.add(row.latency_s)
-        if row.energy is not None and row.carbon is not None and row.water is not None:
+        e, c, w = row.energy, row.carbon, row.water
+        if e is not None and c is not None and w is not None:
             self.estimated += 1
-            g = row.group
-            self.energy.add(g, *row.energy)
-            self.carbon.add(g, *row.carbon)
-            self.water.add(g, *row.water)
+            g = row.group if group is None else group
+            acc = self.sums.get(g)
+            if acc is None:
+                self.sums[g] = [*e, *c, *w]
+            else:
+                acc[0] += e[0]
+                acc[1] += e[1]
+                acc[2] += e[2]
+                acc[3] += c[0]
+                acc[4] += c[1]
+                acc[5] += c[2]
+                acc[6] += w[0]
+                acc[7] += w[1]
+                acc[8] += w[2]
+
+    def merge(self, other: Bucket) -> None:
+        """Add ``other``'s sums (not its latency sample) to this bucket's."""
+        self.requests += other.requests
+        self.status.update(other.status)
+        self.estimated += other.estimated
+        self.cost += other.cost
+        self.priced += other.priced
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cached_input_tokens += other.cached_input_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+        for p in other.providers:
+            if len(self.providers) >= 20:
+                break
+            self.providers.add(p)
+        for g, acc in other.sums.items():
+            mine = self.sums.get(g)
+            if mine is None:
+                self.sums[g] = list(acc)
+            else:
+                for j, x in enumerate(acc):
+                    mine[j] += x
 
     def totals(self) -> Totals:
+        energy, carbon, water = RangeSum(), RangeSum(), RangeSum()
+        for g, acc in self.sums.items():
+            energy.add(g, acc[0], acc[1], acc[2])
+            carbon.add(g, acc[3], acc[4], acc[5])
+            water.add(g, acc[6], acc[7], acc[8])
         return Totals(
             requests=self.requests,
             by_status=dict(self.status),
             estimated=self.estimated,
-            energy_wh=self.energy.total(),
-            carbon_g=self.carbon.total(),
-            water_ml=self.water.total(),
+            energy_wh=energy.total(),
+            carbon_g=carbon.total(),
+            water_ml=water.total(),
             cost_usd=self.cost if self.priced else None,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
@@ -419,14 +479,18 @@ class Aggregator:
         self.name = name
         self.tags = dict(tags or {})
         self.all = Bucket()
+        # Rows of one (model, provider, status) are summed in a cell first and
+        # the cells merged into those four slices when read: one bucket update
+        # per row instead of four (see _flush).
+        self._cells: dict[tuple[Bucket, Bucket, Bucket], Bucket] = {}
         self.models: dict[str, Bucket] = {}
         self.providers: dict[str, Bucket] = {}
         self.statuses: dict[str, Bucket] = {}
         self.tag_buckets: dict[str, Bucket] = {}
         self.run_buckets: dict[str, Bucket] = {}
-        self.breakdown_wh: Counter[str] = Counter()
-        self.carbon_breakdown_g: Counter[str] = Counter()
-        self.water_breakdown_ml: Counter[str] = Counter()
+        self.breakdown_wh: dict[str, float] = {}
+        self.carbon_breakdown_g: dict[str, float] = {}
+        self.water_breakdown_ml: dict[str, float] = {}
         self.latency = Reservoir(LATENCY_SAMPLE, seed=1)
         self.ttft = Reservoir(LATENCY_SAMPLE, seed=2)
         self.points = Reservoir(POINT_SAMPLE, seed=3)
@@ -440,14 +504,25 @@ class Aggregator:
         self.skipped_lines = 0
 
     def add(self, row: Row) -> None:
-        self.all.add(row)
-        _bucket(self.models, row.model, MAX_MODELS, latency_sample=2_000).add(row)
-        _bucket(self.providers, row.provider, MAX_MODELS).add(row)
-        _bucket(self.statuses, row.status, 50).add(row)
+        g = row.group
+        model = _bucket(self.models, row.model, MAX_MODELS, latency_sample=2_000)
+        key = (
+            model,
+            _bucket(self.providers, row.provider, MAX_MODELS),
+            _bucket(self.statuses, row.status, 50),
+        )
+        cell = self._cells.get(key)
+        if cell is None:
+            if len(self._cells) >= MAX_CELLS:
+                self._flush()
+            cell = self._cells[key] = Bucket()
+        cell.add(row, g)
+        if model.latency is not None and row.latency_s is not None:
+            model.latency.add(row.latency_s)
         for k, v in row.tags.items():
-            _bucket(self.tag_buckets, f"{k}={v}", MAX_TAG_VALUES).add(row)
+            _bucket(self.tag_buckets, f"{k}={v}", MAX_TAG_VALUES).add(row, g)
         for name in set(row.runs):
-            _bucket(self.run_buckets, name, MAX_TAG_VALUES).add(row)
+            _bucket(self.run_buckets, name, MAX_TAG_VALUES).add(row, g)
 
         if row.time is not None:
             if self.started is None or row.time < self.started:
@@ -465,9 +540,13 @@ class Aggregator:
 
         if row.energy is None:
             return
-        self.breakdown_wh.update(row.breakdown_wh)
-        self.carbon_breakdown_g.update(row.carbon_breakdown_g)
-        self.water_breakdown_ml.update(row.water_breakdown_ml)
+        for total, parts in (
+            (self.breakdown_wh, row.breakdown_wh),
+            (self.carbon_breakdown_g, row.carbon_breakdown_g),
+            (self.water_breakdown_ml, row.water_breakdown_ml),
+        ):
+            for part, amount in parts.items():
+                total[part] = total.get(part, 0.0) + amount
         energy = row.energy[0]
         carbon = row.carbon[0] if row.carbon is not None else 0.0
         self.points.add(
@@ -488,12 +567,21 @@ class Aggregator:
             self.add(row)
         return self
 
+    def _flush(self) -> None:
+        """Merge the cells into the slices they belong to."""
+        for (model, provider, status), cell in self._cells.items():
+            for bucket in (self.all, model, provider, status):
+                bucket.merge(cell)
+        self._cells.clear()
+
     def totals(self) -> Totals:
+        self._flush()
         return self.all.totals()
 
     def summary(self) -> Summary:
         from otm import __version__
 
+        self._flush()
         totals = self.all.totals()
         by_model = sorted(
             (_model_stats(name, b) for name, b in self.models.items()),
@@ -588,7 +676,7 @@ def _status_order(buckets: Mapping[str, Bucket]) -> list[str]:
     return known + sorted(k for k in buckets if k not in STATUSES)
 
 
-def _ordered(c: Counter[str], order: tuple[str, ...]) -> dict[str, float]:
+def _ordered(c: Mapping[str, float], order: tuple[str, ...]) -> dict[str, float]:
     out = {k: float(c[k]) for k in order if k in c}
     out.update({k: float(v) for k, v in sorted(c.items()) if k not in out})
     return out

@@ -196,3 +196,24 @@ def test_models_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--search", "gpt-4o"]) == 0
     text = capsys.readouterr().out
     assert "gpt-4o" in text and "est." in text
+
+
+def test_engine_and_precision_reach_the_deployment(capsys: pytest.CaptureFixture[str]) -> None:
+    """A slower engine at the same speed reads a smaller batch; an FP8 precision is used."""
+    import json
+
+    from otm.cli import main
+
+    base = ["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--provider", "local",
+            "--input-tokens", "500", "--output-tokens", "300", "--tps", "30",
+            "--accelerator", "H100", "--json"]
+    out = {}
+    for engine in ("vllm", "vllm-0.4"):
+        assert main([*base, "--engine", engine]) == 0
+        out[engine] = json.loads(capsys.readouterr().out)
+    assert out["vllm"]["assumptions"]["deployment"]["engine"] == "modern"
+    assert out["vllm-0.4"]["assumptions"]["deployment"]["engine"] == "legacy"
+    b = {k: v["assumptions"]["effective_batch"]["value"] for k, v in out.items()}
+    assert b["vllm-0.4"] < b["vllm"]
+    assert main([*base, "--precision", "fp8"]) == 0
+    assert json.loads(capsys.readouterr().out)["assumptions"]["model"]["precision"] == "fp8"

@@ -81,6 +81,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="boundary of a GPU power meter: no host, idle or facility",
     )
+    p.add_argument(
+        "--engine",
+        default=None,
+        help="serving engine: vllm, sglang, tensorrt-llm, vllm-0.4 (legacy), transformers (eager)...",
+    )
+    p.add_argument(
+        "--precision",
+        default=None,
+        help="weights as served (fp8, mxfp4, awq, q4_k_m...); default: what the model id says",
+    )
     p.add_argument("--json", action="store_true", help="print the Impact as JSON")
     p.set_defaults(func=run)
 
@@ -130,14 +140,20 @@ def _deployment(args: argparse.Namespace) -> Any:
             if not args.accelerator:
                 raise UsageError("--accelerator-only needs --accelerator")
             return Deployment.accelerator_only(
-                args.accelerator, args.count or 1, provider=args.provider
+                args.accelerator,
+                args.count or 1,
+                provider=args.provider,
+                engine=args.engine,
+                precision=args.precision,
             )
-        if args.accelerator or args.count or args.pue is not None:
+        if args.accelerator or args.count or args.pue is not None or args.engine or args.precision:
             return Deployment(
                 accelerator=args.accelerator,
                 count=args.count,
                 pue=args.pue,
                 provider=args.provider,
+                engine=args.engine,
+                precision=args.precision,
             )
     except ValidationError as exc:
         err = exc.errors()[0]

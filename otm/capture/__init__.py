@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from otm._log import log_once, logger
-from otm.capture import imports
+from otm.capture import imports, stacking
 from otm.capture.patching import registry
 
 if TYPE_CHECKING:
@@ -154,6 +154,7 @@ def _install(name: str) -> None:
 
             keep_records_out_of(bases())  # .otm invisible to every view of a response
         n = registry.install(name, adapter.targets())
+        stacking.watch()  # stay outside instrumentors that patch after otm (EcoLogits)
         install = getattr(adapter, "install", None)  # integrations through the library's own hooks
         if install is not None:
             n += install()
@@ -176,6 +177,8 @@ def uninstrument(providers: str | Iterable[str] | None = None) -> None:
                 except Exception as exc:
                     log_once(f"uninstrument {name}", exc)
         registry.uninstall(name)
+    if not registry.installed():
+        stacking.unwatch()
 
 
 def _adapter_for(client: Any) -> tuple[str, SdkAdapter] | None:

@@ -39,6 +39,7 @@ from otm.capture.clients import get_client_settings, settings_keys_of
 from otm.capture.patching import is_inert
 from otm.capture.sanitize import count
 from otm.capture.settings import snapshot
+from otm.capture.stacking import restack_after_init
 from otm.capture.stainless import ASTREAM, STREAM, JsonView, StainlessSDK, swap_stream_manager
 from otm.capture.streams import Observer
 from otm.capture.wrappers import make_async_wrapper, make_sync_wrapper
@@ -103,6 +104,13 @@ def targets() -> list[tuple[type, str, Callable[..., Any]]]:
         out.append((async_cls, "parse", make_async_wrapper("anthropic.parse", _begin, SDK.complete)))
         # AsyncMessages.stream is a plain method returning an async context manager.
         out.append((async_cls, "stream", _make_stream_helper_wrapper()))
+    # A resource being built: move back on top of tools that patched after otm.
+    with contextlib.suppress(ImportError):
+        from anthropic._resource import AsyncAPIResource, SyncAPIResource
+
+        for cls in (SyncAPIResource, AsyncAPIResource):
+            if "__init__" in cls.__dict__:
+                out.append((cls, "__init__", restack_after_init()))
     return out
 
 

@@ -43,6 +43,7 @@ from otm._log import log_once
 from otm.capture.attribution import Host, host_from_name, host_of, server_of
 from otm.capture.call import Call
 from otm.capture.clients import get_client_settings, settings_keys_of
+from otm.capture.stacking import restack_after_init
 from otm.capture.stainless import JsonView, StainlessSDK, swap_stream_manager
 from otm.capture.streams import Observer, stream_call
 from otm.capture.tokens import tokenizer_available
@@ -721,6 +722,7 @@ def _resource_classes() -> dict[str, tuple[type | None, type | None]]:
     load("beta_responses", "openai.resources.beta.responses", "Responses", "AsyncResponses", True)
     load("embeddings", "openai.resources", "Embeddings", "AsyncEmbeddings")
     load("completion", "openai.resources", "Completions", "AsyncCompletions")
+    load("resource", "openai._resource", "SyncAPIResource", "AsyncAPIResource", True)
     return found
 
 
@@ -755,6 +757,9 @@ def targets() -> list[tuple[type, str, Callable[..., Any]]]:
     for key in ("chat", "responses", "beta_responses"):
         for cls in classes.get(key, (None, None)):
             add(cls, "stream", make_passthrough_wrapper(f"openai.{key}.stream", _swap_manager))
+    # A resource being built: move back on top of tools that patched after otm.
+    for cls in classes.get("resource", (None, None)):
+        add(cls, "__init__", restack_after_init())
     return out
 
 

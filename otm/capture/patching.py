@@ -102,9 +102,10 @@ class PatchRegistry:
 
         When another instrumentor patched over it (EcoLogits after otm), otm's
         layer moves back on top, wrapping the other one, so that otm sees (and
-        gives ``.otm`` to) what the caller receives; returns False for the call
-        in flight, which is recorded from underneath. Two attribute reads when
-        nothing changed.
+        gives ``.otm`` to) what the caller receives, here and on every other
+        method where it was displaced; returns False for the call in flight,
+        which is recorded from underneath. Two attribute reads when nothing
+        changed.
         """
         key = self._by_wrapper.get(id(wrapper))
         if key is None:
@@ -112,23 +113,63 @@ class PatchRegistry:
         patch = self._patches.get(key)
         if patch is None or key[0].__dict__.get(key[1]) is patch.installed:
             return True
+        with self._lock:
+            moved = self._move_on_top(key)
+        if moved:  # the tool likely patched the other methods too: get ahead of their first calls
+            self.restack()
+        return not moved
+
+    def restack(self) -> int:
+        """Move otm's layer back on top wherever another instrumentor wrapped over it.
+
+        Run before calls are made (an openai or anthropic resource being built,
+        EcoLogits' ``init`` returning), so that the first call after the other
+        tool patched already goes through otm's outer layer: the call-time check
+        of :meth:`on_top` can only fix the calls after it. Only where otm's layer
+        is still inside the new one (``__wrapped__``): a method someone restored
+        to the SDK's own is left alone. Returns how many methods moved.
+        """
+        moved = 0
+        for key, patch in list(self._patches.items()):
+            current = key[0].__dict__.get(key[1])
+            if current is patch.installed or not _wraps(current, patch.installed):
+                continue
+            with self._lock:
+                moved += self._move_on_top(key)
+        return moved
+
+    def _move_on_top(self, key: tuple[type, str]) -> bool:
+        """Wrap otm's wrapper around what is on ``key`` now (under the lock); True if it moved."""
         import wrapt
 
-        with self._lock:
-            patch = self._patches.get(key)
-            if patch is None:
-                return True
-            owner, name = key
-            current = owner.__dict__.get(name)
-            if current is patch.installed or current is None:
-                return True
-            try:
-                wrapt.wrap_function_wrapper(owner, name, wrapper)
-            except Exception as exc:
-                log_once(f"re-patch {owner.__qualname__}.{name}", exc)
-                return True
-            self._patches[key] = patch._replace(installed=owner.__dict__[name], below=current)
-        return False
+        patch = self._patches.get(key)
+        if patch is None:
+            return False
+        owner, name = key
+        current = owner.__dict__.get(name)
+        if current is patch.installed or current is None:
+            return False
+        try:
+            wrapt.wrap_function_wrapper(owner, name, patch.wrapper)
+        except Exception as exc:
+            log_once(f"re-patch {owner.__qualname__}.{name}", exc)
+            return False
+        self._patches[key] = patch._replace(installed=owner.__dict__[name], below=current)
+        return True
+
+
+def _wraps(outer: Any, inner: Any, depth: int = 8) -> bool:
+    """Whether ``inner`` is in ``outer``'s chain of ``__wrapped__`` (wrapt, functools.wraps)."""
+    for _ in range(depth):
+        try:
+            outer = getattr(outer, "__wrapped__", None)
+        except Exception:
+            return False
+        if outer is None:
+            return False
+        if outer is inner:
+            return True
+    return False
 
 
 registry = PatchRegistry()

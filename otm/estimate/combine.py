@@ -132,6 +132,17 @@ def compute(g: Group, c: Columns, sl: slice) -> ChunkResult:
             # the central assumptions read the stream at their floor: the batch is
             # barely identified there, so the central figure is the feasible median
             at_floor = below[:, 0]
+        if not g.size_by_speed:
+            # Within the step model's accuracy above one sequence's step the batch is
+            # barely identified (the step hardly rises above the weight-read floor):
+            # such a stream is as consistent with one sequence as with a few, and is
+            # read towards one - continuously, reaching the inverted batch at the
+            # band's edge (docs "The small-batch trap").
+            up = np.broadcast_to(is_itl, raw.shape) & (raw > 1.0)
+            if up.any():
+                one, _, _ = step(g.inst, np.ones_like(raw), n, seq_b)
+                ramp = np.clip((observed / one - 1.0) / cal.floor_tolerance, 0.0, 1.0)
+                raw = np.where(up, 1.0 + (raw - 1.0) * ramp, raw)
         batch = np.where(timed, raw, g.batch_prior)
     own = feasible[:, 0] & ~at_floor  # sample 0 serves the request's own speed
     if g.history_ok is not None:

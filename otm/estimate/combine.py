@@ -133,7 +133,9 @@ def _where(cond: Any, a: Any, b: Any) -> Any:
     return np.where(cond, a, b)
 
 
-def compute(g: Group, c: Columns | Row, sl: slice = slice(None), history_ok: Any = None) -> ChunkResult:
+def compute(
+    g: Group, c: Columns | Row, sl: slice = slice(None), history_ok: Any = None
+) -> ChunkResult:
     """Evaluate requests ``c[sl]`` of group ``g`` against every sample.
 
     Streams read their batch from their own step. Untimed rows (and

@@ -122,7 +122,7 @@ def main() -> int:
     models = np.array([t.model for t in singles], dtype=object)
 
     cold = []
-    for prov, model in MODELS:  # the first call for each model, caches emptied
+    for _, model in MODELS:  # the first call for each model, caches emptied
         t = next(x for x in singles if x.model == model)
         for f in (build_group, model_work, hardware_plan):
             f.cache_clear()

@@ -200,7 +200,9 @@ def compute(
     # plausible one reads it at the fastest speed it can serve)
     if g.size_by_speed:
         observed = np.maximum(observed, g.sizing_limit())
-        n = g.count_for(observed)
+        # with the batch given, an untimed request still needs a speed to size the
+        # instance from: the service's typical one (else its count, and energy, is NaN)
+        n = g.count_for(observed if hosted_speed else np.maximum(_where(is_itl, itl, g.itl_prior), g.sizing_limit()))
         # n >= n_mem: the multi-accelerator terms apply everywhere when n_mem > 1 (and the
         # speed is known: an untimed request on a batch-given deployment has none)
         at: Rates | None = rates(g.inst, n, above_one=k.n_above_one and hosted_speed)

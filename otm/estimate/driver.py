@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from otm._log import log_once
 from otm.deployment import Deployment
 from otm.impact import Impact
 from otm.telemetry import Telemetry
@@ -47,10 +48,20 @@ _CHUNK = 256  # requests per numpy pass: (256 x 65) float64 arrays keep the temp
 
 def _finite(a: np.ndarray) -> np.ndarray:
     # a guard, not a path: the physics keeps every figure finite; should a
-    # pathological input slip through, report zero rather than NaN or inf
+    # pathological input slip through, report zero rather than NaN or inf -
+    # and say so, since a zero reads as a smaller figure
     if np.isfinite(a).all():
         return a
+    _not_finite()
     return np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _not_finite() -> None:
+    log_once(
+        "estimate",
+        message="otm: an estimate came out NaN or infinite and is reported as 0; "
+        "this is a bug in otm, please report the model and deployment",
+    )
 
 
 def _codes(a: np.ndarray) -> tuple[list[Any], np.ndarray]:
@@ -380,4 +391,7 @@ _NONE = np.empty(0)
 
 def _finite1(x: float) -> float:
     """:func:`_finite` of one number."""
-    return x if math.isfinite(x) else 0.0
+    if math.isfinite(x):
+        return x
+    _not_finite()
+    return 0.0

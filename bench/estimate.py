@@ -28,8 +28,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from otm.estimate import estimate, estimate_many
+from otm.estimate.assemble import build_group
 from otm.estimate.driver import _WORKERS
-from otm.estimate.group import build_group
 from otm.estimate.hardware import hardware_plan
 from otm.estimate.provider import model_work
 from otm.telemetry import Telemetry

@@ -21,10 +21,11 @@ from otm.estimate import (
     reset_floors,
     set_persistence,
 )
+from otm.estimate.assemble import build_group
 from otm.estimate.combine import compute
 from otm.estimate.decode import invert, step
 from otm.estimate.floor import FLOORS, FloorTracker, key_text
-from otm.estimate.group import Group, build_group, with_history
+from otm.estimate.group import Group, with_history
 from otm.estimate.hardware import hardware_plan
 from otm.estimate.provider import infer_from_name, model_work, weight_bytes_read
 from otm.estimate.results import FLAG_AT_LIMIT, FLAG_IMPLAUSIBLE

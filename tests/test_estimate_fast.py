@@ -23,8 +23,9 @@ import otm
 from otm import data
 from otm.deployment import Deployment
 from otm.estimate import estimate, estimate_many, reset_floors
+from otm.estimate.assemble import build_group
 from otm.estimate.calibration import DEFAULT
-from otm.estimate.group import build_group, history_mask
+from otm.estimate.group import history_mask
 from otm.estimate.hardware import hardware_plan
 from otm.estimate.provider import model_work
 from otm.estimate.stamp import data_stamp

@@ -20,10 +20,11 @@ from otm.impact import Impact
 from otm.telemetry import Telemetry
 
 from . import frames
+from .assemble import build_group
 from .calibration import DEFAULT, Calibration
 from .combine import compute
 from .floor import FLOORS, key_text
-from .group import Group, build_group, history_mask
+from .group import Group, history_mask
 from .results import FLAG_AT_LIMIT, FLAG_IMPLAUSIBLE, ImpactBatch, copy_plan, impact, summarise
 from .stamp import data_stamp
 from .user import METHOD_ITL, Columns, columns, row

@@ -17,7 +17,7 @@ import numpy as np
 
 from otm.impact import Impact, Range
 
-from . import frames
+from . import tables
 from .user import METHOD_ITL, METHOD_LATENCY, METHOD_TOKENS, METHODS
 
 __all__ = ["FLAG_AT_LIMIT", "FLAG_IMPLAUSIBLE", "ImpactBatch", "copy_plan", "impact", "summarise"]
@@ -236,15 +236,15 @@ class ImpactBatch:
             },
         )
 
-    # Data frames, one row per request (otm.estimate.frames; extras pandas, arrow, polars).
+    # Data frames, one row per request (otm.estimate.tables; extras pandas, arrow, polars).
     def to_pandas(self) -> Any:
-        return frames.to_pandas(self)
+        return tables.to_pandas(self)
 
     def to_arrow(self) -> Any:
-        return frames.to_arrow(self)
+        return tables.to_arrow(self)
 
     def to_polars(self) -> Any:
-        return frames.to_polars(self)
+        return tables.to_polars(self)
 
     def __repr__(self) -> str:
         from otm.units import fmt, plural

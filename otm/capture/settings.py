@@ -39,7 +39,7 @@ def snapshot() -> Settings:
 
 def _on_change(settings: Settings) -> None:
     if settings.disabled:
-        registry.uninstall(None)
+        registry.uninstall(None)  # classes loaded later find their provider uninstalled
 
 
 config.on_change(_on_change)

@@ -18,7 +18,7 @@ def _tool(name: str) -> list[str]:
 
 def test_ruff_is_clean() -> None:
     out = subprocess.run(
-        [*_tool("ruff"), "check", "--no-cache", "otm", "tests", "bench", "examples"],
+        [*_tool("ruff"), "check", "--no-cache", "otm", "tests", "bench", "examples", "tools"],
         cwd=ROOT, capture_output=True, text=True,
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]

@@ -23,12 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from data_src.accelerators import ACCELERATORS
-from data_src.models_closed import ALL_CLOSED
-from data_src.models_open import ALL_OPEN
-from data_src.providers import PROVIDERS
-from data_src.regions import build_regions
-from data_src.sources import SOURCES
+# tools/ goes on sys.path above, so these imports cannot sit at the top.
+from data_src.accelerators import ACCELERATORS  # noqa: E402
+from data_src.models_closed import ALL_CLOSED  # noqa: E402
+from data_src.models_open import ALL_OPEN  # noqa: E402
+from data_src.providers import PROVIDERS  # noqa: E402
+from data_src.regions import build_regions  # noqa: E402
+from data_src.sources import SOURCES  # noqa: E402
 
 OUT = ROOT / "otm" / "data"
 DOC = ROOT / "docs" / "data-sources.md"

@@ -5,7 +5,9 @@ level (see docs/capture.md for the list of call paths): an SDK the program
 has imported at once, any other one when the program imports it (a
 post-import hook, :mod:`otm.capture.imports`), so ``instrument()`` itself
 imports no SDK and, before any SDK is imported, not even the settings
-machinery (pydantic). ``wrap(client, ...)``
+machinery (pydantic). Within an SDK, each class is patched when the SDK
+loads it (:mod:`otm.capture.sites`), and otm's record machinery loads with
+the first record. ``wrap(client, ...)``
 does the same for one client's SDK and fixes per-client settings (a known
 deployment, a region, tags). Capture produces Telemetry and knows nothing
 about energy.

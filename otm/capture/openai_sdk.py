@@ -1,7 +1,9 @@
 """Capture for the official ``openai`` client (and every OpenAI-compatible endpoint).
 
 Patched at class level (so clients created before ``instrument()`` are
-covered), resolved from the package's public re-exports:
+covered), each class named by the package that re-exports it and patched
+when the SDK loads it (:mod:`otm.capture.sites`; openai loads its resource
+modules when a client first uses them):
 
 =============================================  ===============================
 ``chat.completions`` (also ``beta.chat``)      ``create``, ``parse``, ``stream``

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from otm import config
 from otm._log import log_once
+from otm.capture import sites
 from otm.capture.patching import registry
 from otm.config import Settings
 
@@ -39,7 +40,9 @@ def snapshot() -> Settings:
 
 def _on_change(settings: Settings) -> None:
     if settings.disabled:
-        registry.uninstall(None)  # classes loaded later find their provider uninstalled
+        for provider in registry.installed():
+            sites.uninstall(provider)  # stop waiting for classes the SDKs load later
+        registry.uninstall(None)
 
 
 config.on_change(_on_change)

@@ -86,17 +86,25 @@ def install(provider: str, sites: list[Site]) -> int:
     groups: dict[str, list[Site]] = {}
     for site in sites:
         groups.setdefault(site.package, []).append(site)
+    packages = {package: list(group) for package, group in groups.items()}
     with _lock:
         _waiting[provider] = groups
-    found: list[Target] = []
-    for package, modules in _loaded_under(list(groups)).items():
-        found += _take(provider, package, modules)
-    n = registry.install(provider, found)
-    with _lock:
-        left = list(_waiting.get(provider, {}).items())
-    for package, group in left:
-        _check_exists(package, group)
+    registry.install(provider, [])
+    # Watch first, then look at what is loaded: a module another thread imports
+    # meanwhile is caught by one or the other (a class is taken once).
+    for package in packages:
         imports.watch(package, functools.partial(_on_import, provider, package))
+    found: list[Target] = []
+    for package, modules in _loaded_under(list(packages)).items():
+        found += _take(provider, package, modules)
+    n = registry.extend(provider, found)
+    for package, group in packages.items():
+        with _lock:
+            waiting = package in _waiting.get(provider, {})
+        if waiting:
+            _check_exists(package, group)
+        else:
+            imports.unwatch(package)
     return n
 
 

@@ -10,6 +10,8 @@ process estimating the same model over and over builds it once.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -26,7 +28,7 @@ from .precision import Precision, resolve
 from .provider import ModelWork, model_work
 from .sampling import design, pick, spread
 
-__all__ = ["Group", "build_group", "with_history"]
+__all__ = ["Group", "build_group", "history_mask", "with_history"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,6 +93,18 @@ class Group:
     """Samples the deployment's own history leaves possible (None: no history)."""
     warnings: tuple[str, ...] = ()
     assumptions: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    memo: dict[str, Any] = field(default_factory=dict, init=False, compare=False, hash=False, repr=False)
+    """What follows from the group alone, worked out once (:meth:`once`): the group is
+    cached per (model, provider, deployment, region, calibration, data), so every
+    estimate after the first finds it here. Not carried over by ``dataclasses.replace``."""
+
+    def once(self, name: str, make: Callable[[], Any]) -> Any:
+        """``make()`` the first time ``name`` is asked for, the kept value after that."""
+        try:
+            return self.memo[name]
+        except KeyError:
+            v = self.memo[name] = make()
+            return v
 
     # --- the instance -------------------------------------------------------
 
@@ -105,14 +119,29 @@ class Group:
         """
         if not self.size_by_speed:
             return self.n
-        base = self.w_total / (self.inst.bwk1 * self.weight_share)
-        room = np.maximum(step_s - self.inst.fixed(self.n_cap), 1e-12)
-        return np.clip(base / room, self.n_mem, self.n_cap)
+        base, fixed_cap, _ = self._sizing()
+        room = np.maximum(step_s - fixed_cap, 1e-12)
+        # np.clip's bounds, as two ufuncs (n_mem <= n_cap)
+        return np.minimum(np.maximum(base / room, self.n_mem), self.n_cap)
 
     def sizing_limit(self) -> np.ndarray:
         """Per sample: the step below which the sizing rule needs more than ``n_cap``."""
-        base = self.w_total / (self.inst.bwk1 * self.weight_share)
-        return base / self.n_cap + self.inst.fixed(self.n_cap)
+        return self._sizing()[2]
+
+    def _sizing(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            base = self.w_total / (self.inst.bwk1 * self.weight_share)
+            fixed_cap = self.inst.fixed(self.n_cap)
+            return _frozen(base), _frozen(fixed_cap), _frozen(base / self.n_cap + fixed_cap)
+
+        return self.once("sizing", make)  # type: ignore[no-any-return]
+
+    def fastest(self) -> np.ndarray:
+        """Per sample, the fastest step the group's assumptions allow: one sequence on
+        the instance (on the largest plausible one for a hosted service sized from speed)."""
+        return self.once(  # type: ignore[no-any-return]
+            "fastest", lambda: self.sizing_limit() if self.size_by_speed else _frozen(_one_sequence(self))
+        )
 
     def seq_bytes(self, ctx: np.ndarray) -> np.ndarray:
         """Bytes one sequence streams per step at mean context ``ctx``: KV and state."""
@@ -129,6 +158,11 @@ class Group:
         if self.window:
             kv = kv + self.kv_slide_bytes * np.minimum(ctx, self.window)
         return kv + self.state_bytes
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)  # shared by every estimate of the group
+    return a
 
 
 def _tri_json(x: np.ndarray | Tri) -> dict[str, float]:
@@ -392,6 +426,13 @@ def build_group(
 
 
 def with_history(g: Group, itl_floor: float | None, streams: int) -> tuple[Group, list[str]]:
+    """The group conditioned on its deployment's history (:func:`history_mask`), as a new
+    group whose ``history_ok`` holds the mask (the cached group is left as it is)."""
+    ok, notes = history_mask(g, itl_floor, streams)
+    return (g if ok is None else replace(g, history_ok=ok)), notes
+
+
+def history_mask(g: Group, itl_floor: float | None, streams: int) -> tuple[np.ndarray | None, list[str]]:
     """Condition the group on its deployment's history: the fastest steps it keeps showing.
 
     ``itl_floor`` is a low quantile of the deployment's recent clean streams
@@ -400,26 +441,27 @@ def with_history(g: Group, itl_floor: float | None, streams: int) -> tuple[Group
     slower than steps the deployment has shown cannot be right: it is set
     aside for every request of the group. If every sample would be, the
     assumptions are too slow for this deployment; the history is then only
-    noted.
+    noted. Returns the samples left possible (None: no history to apply) and
+    the notes to show.
     """
-    if itl_floor is None or not np.isfinite(itl_floor) or itl_floor <= 0:
-        return g, []
-    fastest = g.sizing_limit() if g.size_by_speed else _one_sequence(g)
+    if itl_floor is None or not math.isfinite(itl_floor) or itl_floor <= 0:
+        return None, []
+    fastest = g.fastest()
     # within the step model's accuracy a stream is one sequence (as for a single request)
     ok = fastest <= itl_floor * (1.0 + g.cal.floor_tolerance)
     if ok.all():
-        return replace(g, history_ok=ok), []
+        return ok, []
     accel = g.plan.accelerators[int(g.accel_idx[0])].name
     note = (
         f"this deployment has shown steps of {itl_floor * 1e3:.3g} ms ({1.0 / itl_floor:.0f} tokens/s, "
         f"low quantile of {streams} streams)"
     )
     if not ok.any():
-        return g, [
+        return None, [
             note + f": faster than otm's assumptions for {g.work.name} on {accel} allow at one "
             "sequence; the hardware, precision or engine is likely different (pass a Deployment)"
         ]
-    return replace(g, history_ok=ok), [
+    return ok, [
         note + f": {int((~ok).sum())} of {ok.size} sampled assumptions are too slow for it and are set aside"
     ]
 

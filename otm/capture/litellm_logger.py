@@ -42,8 +42,8 @@ from litellm.integrations.custom_logger import CustomLogger
 
 from otm._log import log_once
 from otm.capture import handoff
-from otm.capture.attribution import Host, host_from_name
 from otm.capture.call import _CANCELLED, Call, _perf
+from otm.capture.hosts import Host, host_from_name
 from otm.capture.wrappers import guarded
 
 PROVIDER = "litellm"
@@ -506,6 +506,11 @@ def settings_keys(client: Any) -> list[object]:
     return []
 
 
+def sites() -> list[Any]:
+    """LiteLLM is captured through its callbacks, not by patching classes."""
+    return []
+
+
 def targets() -> list[Any]:
     """LiteLLM is captured through its callbacks, not by patching methods."""
     return []
@@ -519,6 +524,7 @@ __all__ = [
     "owns",
     "provider_for",
     "settings_keys",
+    "sites",
     "targets",
     "uninstall",
 ]

@@ -169,3 +169,69 @@ def configure() -> Iterator[object]:
     config.reset()
     yield config.configure
     config.reset()
+
+
+# --- `otm demo` as a user runs it. Each run spends most of its ~10 s waiting on
+# the embedded server's real token delays, so the runs the tests need start
+# together, once per session, and each test reads its own.
+
+_DEMO_RUNS = {
+    "text": ["--output-dir", "{tmp}/runs"],
+    "json": ["--json", "--output-dir", "{tmp}/runs"],
+    "unwritable": ["--output-dir", "/proc/otm-demo-x"],
+}
+
+
+class DemoRun:
+    def __init__(self, proc: Any, cwd: Path) -> None:
+        self._proc, self.cwd = proc, cwd
+        self._out: tuple[str, str] | None = None
+
+    def _wait(self) -> tuple[str, str]:
+        if self._out is None:
+            self._out = self._proc.communicate(timeout=240)
+        return self._out
+
+    @property
+    def stdout(self) -> str:
+        return self._wait()[0]
+
+    @property
+    def stderr(self) -> str:
+        return self._wait()[1]
+
+    @property
+    def returncode(self) -> int:
+        self._wait()
+        return int(self._proc.returncode)
+
+
+@pytest.fixture(scope="session")
+def demo_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DemoRun]]:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTM_")}
+    env["OTM_CONFIG_FILE"] = "none"
+    runs: dict[str, DemoRun] = {}
+    for name, args in _DEMO_RUNS.items():
+        cwd = tmp_path_factory.mktemp(f"demo-{name}")
+        argv = [a.replace("{tmp}", str(cwd)) for a in args]
+        # a fresh user's cache: no learned history from other runs
+        run_env = {**env, "OTM_CACHE_DIR": str(cwd / "cache")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "otm.cli", "demo", *argv],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=run_env,
+        )
+        runs[name] = DemoRun(proc, cwd)
+    yield runs
+    for run in runs.values():
+        if run._proc.poll() is None:
+            run._proc.kill()
+        run._proc.communicate()
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for the session: the second check of otm reads the first's analysis."""
+    return tmp_path_factory.mktemp("mypy-cache")

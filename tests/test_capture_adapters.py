@@ -45,7 +45,7 @@ def test_adapter_module_meets_the_protocol(provider: str) -> None:
     )
 
 
-def test_mypy_rejects_an_adapter_that_breaks_the_protocol(tmp_path: Path) -> None:
+def test_mypy_rejects_an_adapter_that_breaks_the_protocol(tmp_path: Path, mypy_cache: Path) -> None:
     pytest.importorskip("mypy")
     (tmp_path / "bad_adapter.py").write_text(
         "PROVIDER = 'x'\n"
@@ -58,12 +58,14 @@ def test_mypy_rejects_an_adapter_that_breaks_the_protocol(tmp_path: Path) -> Non
         "import bad_adapter\nfrom otm.capture.adapter import SdkAdapter\n"
         "a: SdkAdapter = bad_adapter\n"
     )
+    # run from the project with its mypy settings, so the analysis of otm is
+    # shared with tests/test_lint.py's check through the session's cache
     out = subprocess.run(
-        [sys.executable, "-m", "mypy", "--no-incremental", "--follow-imports=silent", "check.py"],
-        cwd=tmp_path,
+        [sys.executable, "-m", "mypy", "--cache-dir", str(mypy_cache), str(tmp_path / "check.py")],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PYTHONPATH": str(ROOT), "MYPYPATH": str(ROOT), "PATH": ""},
+        env={"PYTHONPATH": str(ROOT), "MYPYPATH": str(tmp_path), "PATH": ""},
     )
     assert out.returncode == 1 and "owns" in out.stdout, out.stdout + out.stderr

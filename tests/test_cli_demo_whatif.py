@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import DemoRun
 
 from otm.cli import main
 
@@ -20,15 +19,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_demo_runs_offline_and_prints_figures(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "otm.cli", "demo", "--output-dir", str(tmp_path / "runs")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        timeout=240,
-    )
+def test_demo_runs_offline_and_prints_figures(demo_runs: dict[str, DemoRun]) -> None:
+    out = demo_runs["text"]
+    tmp_path = out.cwd
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
     # every provider SDK that is installed appears, with figures
@@ -52,15 +45,8 @@ def test_demo_runs_offline_and_prints_figures(tmp_path: Path) -> None:
     assert sum(1 for line in lines if line["tags"].get("step") == "summarise") == 2
 
 
-def test_demo_json_output(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "otm.cli", "demo", "--json", "--output-dir", str(tmp_path / "runs")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        timeout=240,
-    )
+def test_demo_json_output(demo_runs: dict[str, DemoRun]) -> None:
+    out = demo_runs["json"]
     assert out.returncode == 0, out.stderr[-3000:]
     data = json.loads(out.stdout)
     assert len(data["records"]) == 12

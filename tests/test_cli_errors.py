@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import DemoRun
 
 from otm.cli import main
 
@@ -173,8 +174,8 @@ def test_demo_says_when_otm_is_disabled(tmp_path: Path) -> None:
     assert "otm is disabled (by env:OTM_DISABLED)" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_demo_with_an_unwritable_output_dir_runs_and_says_so(tmp_path: Path) -> None:
-    out = _cli(["demo", "--output-dir", "/proc/otm-demo-x"], {}, tmp_path)
+def test_demo_with_an_unwritable_output_dir_runs_and_says_so(demo_runs: dict[str, DemoRun]) -> None:
+    out = demo_runs["unwritable"]  # otm demo --output-dir /proc/otm-demo-x
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
     assert "cannot write to /proc/otm-demo-x" in out.stderr

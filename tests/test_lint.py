@@ -24,9 +24,9 @@ def test_ruff_is_clean() -> None:
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
 
 
-def test_mypy_is_clean(tmp_path: Path) -> None:
+def test_mypy_is_clean(mypy_cache: Path) -> None:
     out = subprocess.run(
-        [*_tool("mypy"), "--cache-dir", str(tmp_path / "cache"), "otm"],
+        [*_tool("mypy"), "--cache-dir", str(mypy_cache), "otm"],
         cwd=ROOT, capture_output=True, text=True,
     )
     assert out.returncode == 0, out.stdout[-4000:]

@@ -7,6 +7,11 @@ log-normal prompt and answer lengths and speeds, 10 % of them non-streamed and
 5 % without any timing (so all three methods run). The vectorised path is
 timed from a columnar mapping of arrays (what a log store hands over) and,
 separately, from a list of Telemetry objects (includes building the columns).
+
+One estimate() is timed call by call: warm (the model, deployment and region
+seen before: what a user reading ``response.otm`` after every call pays) as a
+median and 90th percentile, per model, and cold (the first call for a model,
+which resolves it and draws its samples) with the estimator's caches emptied.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from otm.estimate import estimate, estimate_many
+from otm.estimate.assemble import build_group
 from otm.estimate.driver import _WORKERS
+from otm.estimate.hardware import hardware_plan
+from otm.estimate.provider import model_work
 from otm.telemetry import Telemetry
 
 MODELS = (("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5"), ("google", "gemini-2.5-flash"))
@@ -103,11 +111,24 @@ def main() -> int:
 
     singles = objs[: args.single]
     estimate(singles[0])
-    t0, c0 = time.perf_counter(), time.process_time()
-    for t in singles:
+    per_call = np.empty(len(singles))
+    c0 = time.process_time()
+    for i, t in enumerate(singles):
+        t0 = time.perf_counter()
         estimate(t)
-    t_single, cpu_single = time.perf_counter() - t0, time.process_time() - c0
+        per_call[i] = time.perf_counter() - t0
+    t_single, cpu_single = float(per_call.sum()), time.process_time() - c0
     single_rate = len(singles) / t_single
+    models = np.array([t.model for t in singles], dtype=object)
+
+    cold = []
+    for _, model in MODELS:  # the first call for each model, caches emptied
+        t = next(x for x in singles if x.model == model)
+        for f in (build_group, model_work, hardware_plan):
+            f.cache_clear()
+        t0 = time.perf_counter()
+        estimate(t)
+        cold.append(time.perf_counter() - t0)
 
     tot = batch.totals()
     print(f"records (vectorised)            : {args.records:,}")
@@ -118,7 +139,15 @@ def main() -> int:
     print(
         f"estimate() one by one           : {t_single:.2f} s for {len(singles):,}  ({single_rate:,.0f} records/s)"
     )
-    print(f"speed-up vectorised / per-record: {vec_rate / single_rate:,.0f}x (wall clock)")
+    us = per_call * 1e6
+    print(
+        f"  one estimate, warm            : median {np.median(us):,.0f} us, p90 {np.percentile(us, 90):,.0f} us"
+    )
+    for _, model in MODELS:
+        m = us[models == model]
+        print(f"    {model:28s}: median {np.median(m):,.0f} us ({m.size} calls)")
+    print(f"  one estimate, cold (new model): median {np.median(cold) * 1e3:,.1f} ms")
+    print(f"speed-up vectorised / per-record: {vec_rate / single_rate:,.0f}x (wall clock, mean per record)")
     cpu_ratio = (cpu_single / len(singles)) / (cpu_vec / args.records)
     print(
         f"  in CPU time (threads summed)  : {cpu_ratio:,.0f}x  ({_WORKERS} thread{'s' if _WORKERS != 1 else ''} for the vectorised path)"

@@ -27,10 +27,10 @@ import numpy as np
 from mlenergy import Point
 
 from otm.deployment import Deployment
+from otm.estimate.assemble import build_group
 from otm.estimate.calibration import DEFAULT, Calibration
 from otm.estimate.decode import Instance, invert, step
 from otm.estimate.engine import ENGINES, LEGACY_PRIOR, MODERN_PRIOR, Engine, KernelPath, _centred
-from otm.estimate.group import build_group
 from otm.estimate.stamp import data_stamp
 from otm.telemetry import Telemetry
 

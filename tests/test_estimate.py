@@ -21,10 +21,11 @@ from otm.estimate import (
     reset_floors,
     set_persistence,
 )
+from otm.estimate.assemble import build_group
 from otm.estimate.combine import compute
 from otm.estimate.decode import invert, step
 from otm.estimate.floor import FLOORS, FloorTracker, key_text
-from otm.estimate.group import Group, build_group, with_history
+from otm.estimate.group import Group, with_history
 from otm.estimate.hardware import hardware_plan
 from otm.estimate.provider import infer_from_name, model_work, weight_bytes_read
 from otm.estimate.results import FLAG_AT_LIMIT, FLAG_IMPLAUSIBLE
@@ -809,6 +810,21 @@ def test_deployment_batch_skips_inference() -> None:
     assert im.assumptions["effective_batch"]["value"] == pytest.approx(16.0)
 
 
+def test_deployment_batch_on_a_hosted_service_without_timings() -> None:
+    # The instance of a hosted service is sized from a speed; with the batch given
+    # and no timing, that speed is the service's typical one. Once it was NaN, and
+    # the request came out at 0 Wh with a NaN accelerator count.
+    untimed = Telemetry(model="gpt-4o", provider="openai", input_tokens=500, output_tokens=300)
+    for t in (untimed, stream("gpt-4o", "openai")):
+        small, large = (estimate(t, deployment=Deployment(batch=b)) for b in (12.0, 200.0))
+        for im in (small, large):
+            count = im.assumptions["deployment"]["count"]
+            assert math.isfinite(count["value"]) and count["value"] >= 1
+            assert 0 < im.energy_wh.low <= im.energy_wh.value <= im.energy_wh.high
+        # fewer batch-mates: a larger share of the instance per request
+        assert small.energy_wh.value > 3 * large.energy_wh.value
+
+
 def test_grid_override_and_region() -> None:
     t = stream("gpt-4o", "openai")
     clean = estimate(t, deployment=Deployment(provider="openai", grid_gco2e_per_kwh=10.0))
@@ -981,3 +997,17 @@ def test_deepseek_disclosure_cross_check() -> None:
         (im.breakdown_wh["accelerator"] + im.breakdown_wh["host"]) * 3600 / 1000
     )
     assert decode_and_prefill_j_per_token <= 0.69
+
+
+def test_a_non_finite_figure_is_not_a_silent_zero(caplog: pytest.LogCaptureFixture) -> None:
+    # The guard reports 0 for NaN/inf (never a NaN in a user's sums) and says so once.
+    from otm._log import reset_log_once
+    from otm.estimate import driver
+
+    reset_log_once()
+    with caplog.at_level(logging.WARNING, logger="otm"):
+        assert driver._finite(np.array([1.0, math.nan, math.inf])).tolist() == [1.0, 0.0, 0.0]
+        assert driver._finite1(math.nan) == 0.0
+        assert driver._finite(np.array([2.0])).tolist() == [2.0]
+    said = [r for r in caplog.records if "NaN or infinite" in r.getMessage()]
+    assert len(said) == 1

@@ -5,7 +5,9 @@ level (see docs/capture.md for the list of call paths): an SDK the program
 has imported at once, any other one when the program imports it (a
 post-import hook, :mod:`otm.capture.imports`), so ``instrument()`` itself
 imports no SDK and, before any SDK is imported, not even the settings
-machinery (pydantic). ``wrap(client, ...)``
+machinery (pydantic). Within an SDK, each class is patched when the SDK
+loads it (:mod:`otm.capture.sites`), and otm's record machinery loads with
+the first record. ``wrap(client, ...)``
 does the same for one client's SDK and fixes per-client settings (a known
 deployment, a region, tags). Capture produces Telemetry and knows nothing
 about energy.
@@ -23,7 +25,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from otm._log import log_once, logger
-from otm.capture import imports, stacking
+from otm.capture import imports, sites, stacking
 from otm.capture.patching import registry
 
 if TYPE_CHECKING:
@@ -150,10 +152,11 @@ def _install(name: str) -> None:
         adapter: SdkAdapter = importlib.import_module(module_name)  # type: ignore[assignment]
         bases = getattr(adapter, "model_bases", None)
         if bases is not None:
-            from otm.capture.records import keep_records_out_of
+            from otm.capture.attach import keep_records_out_of
 
             keep_records_out_of(bases())  # .otm invisible to every view of a response
-        n = registry.install(name, adapter.targets())
+        # What the SDK has loaded is patched now, the rest as it loads it.
+        n = sites.install(name, adapter.sites())
         stacking.watch()  # stay outside instrumentors that patch after otm (EcoLogits)
         install = getattr(adapter, "install", None)  # integrations through the library's own hooks
         if install is not None:
@@ -168,6 +171,7 @@ def uninstrument(providers: str | Iterable[str] | None = None) -> None:
     names = list(ADAPTERS) if providers is None else _normalise(providers)
     for name in names:
         imports.cancel(ADAPTERS[name][1])
+        sites.uninstall(name)
         if registry.is_installed(name):
             module = sys.modules.get(ADAPTERS[name][0])
             uninstall_hooks = getattr(module, "uninstall", None)

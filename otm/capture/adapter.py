@@ -8,13 +8,13 @@ of this type below, under ``TYPE_CHECKING``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from otm.capture.attribution import Host
+from otm.capture.patching import Target
 
-Target = tuple[type, str, Callable[..., Any]]
-"""(class, method name, wrapt wrapper): one method to patch."""
+if TYPE_CHECKING:
+    from otm.capture.sites import Site
 
 
 class SdkAdapter(Protocol):
@@ -23,9 +23,15 @@ class SdkAdapter(Protocol):
     PROVIDER: str
     """The provider name of a client of this SDK on its vendor's own API."""
 
+    def sites(self) -> list[Site]:
+        """Every class to patch, by where the SDK defines it, with fresh wrappers:
+        ``instrument()`` patches each one when the SDK loads it (at once if it has),
+        ``uninstrument()`` removes them through the patch registry."""
+        ...
+
     def targets(self) -> list[Target]:
-        """Every method to patch, with fresh wrappers (``instrument()`` installs them,
-        ``uninstrument()`` removes them through the patch registry)."""
+        """Every method to patch, with fresh wrappers, importing the classes the SDK
+        has not loaded yet (what :meth:`sites` resolves to)."""
         ...
 
     def owns(self, client: Any) -> bool:

@@ -24,7 +24,6 @@ cache_creation_input_tokens``; cached = ``cache_read_input_tokens``; output =
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -33,12 +32,13 @@ import anthropic
 import pydantic
 
 from otm._log import log_once
-from otm.capture.attribution import Host, host_from_name, host_of, server_of
 from otm.capture.call import Call
 from otm.capture.clients import get_client_settings, settings_keys_of
-from otm.capture.patching import is_inert
+from otm.capture.hosts import Host, HostName, host_name, host_of, resolve, server_of
+from otm.capture.patching import Target, is_inert
 from otm.capture.sanitize import count
 from otm.capture.settings import snapshot
+from otm.capture.sites import Site, targets_of
 from otm.capture.stacking import restack_after_init
 from otm.capture.stainless import ASTREAM, STREAM, JsonView, StainlessSDK, swap_stream_manager
 from otm.capture.streams import Observer
@@ -62,14 +62,14 @@ def owns(client: Any) -> bool:
         return type(client).__module__.split(".")[0] == "anthropic" and hasattr(client, "messages")
 
 
-def _detect(client: Any) -> Host:
+def _detect(client: Any) -> Host | HostName:
     host = str(getattr(getattr(client, "base_url", None), "host", "") or "")
-    return host_from_name(host, vendor=PROVIDER, unknown=PROVIDER)
+    return host_name(host, vendor=PROVIDER, unknown=PROVIDER)
 
 
 def detect_host(client: Any) -> Host:
     """What an anthropic client's ``base_url`` host says (decided once per client)."""
-    return host_of(client, _detect)
+    return resolve(host_of(client, _detect))
 
 
 def model_bases() -> tuple[type, ...]:
@@ -81,43 +81,44 @@ def settings_keys(client: Any) -> list[object]:
     return settings_keys_of(client)
 
 
-def targets() -> list[tuple[type, str, Callable[..., Any]]]:
-    """(class, method, wrapper) for every call path; fresh wrappers on each call."""
-    out: list[tuple[type, str, Callable[..., Any]]] = []
-    groups: list[tuple[Any, Any]] = []
-    try:
-        from anthropic.resources import AsyncMessages, Messages
+def _messages(sync: bool) -> Callable[[type], list[Target]]:
+    wrap = make_sync_wrapper if sync else make_async_wrapper
 
-        groups.append((Messages, AsyncMessages))
-    except Exception as exc:  # pragma: no cover - layout change in the SDK
-        log_once("anthropic.targets", exc)
-    with contextlib.suppress(ImportError):  # older SDKs: no beta messages
-        from anthropic.resources.beta import AsyncMessages as BetaAsyncMessages
-        from anthropic.resources.beta import Messages as BetaMessages
+    def targets(cls: type) -> list[Target]:
+        return [
+            (cls, "create", wrap("anthropic.create", _begin, SDK.complete)),
+            (cls, "parse", wrap("anthropic.parse", _begin, SDK.complete)),
+            # AsyncMessages.stream is a plain method returning an async context manager.
+            (cls, "stream", _make_stream_helper_wrapper()),
+        ]
 
-        groups.append((BetaMessages, BetaAsyncMessages))
-    for sync_cls, async_cls in groups:
-        out.append((sync_cls, "create", make_sync_wrapper("anthropic.create", _begin, SDK.complete)))
-        out.append((sync_cls, "parse", make_sync_wrapper("anthropic.parse", _begin, SDK.complete)))
-        out.append((sync_cls, "stream", _make_stream_helper_wrapper()))
-        out.append((async_cls, "create", make_async_wrapper("anthropic.create", _begin, SDK.complete)))
-        out.append((async_cls, "parse", make_async_wrapper("anthropic.parse", _begin, SDK.complete)))
-        # AsyncMessages.stream is a plain method returning an async context manager.
-        out.append((async_cls, "stream", _make_stream_helper_wrapper()))
+    return targets
+
+
+def _restack(cls: type) -> list[Target]:
     # A resource being built: move back on top of tools that patched after otm.
-    with contextlib.suppress(ImportError):
-        from anthropic._resource import AsyncAPIResource, SyncAPIResource
+    return [(cls, "__init__", restack_after_init())]
 
-        for cls in (SyncAPIResource, AsyncAPIResource):
-            if "__init__" in cls.__dict__:
-                out.append((cls, "__init__", restack_after_init()))
-    return out
+
+def sites() -> list[Site]:
+    """Every class to patch, by the package the SDK re-exports it from (patched when loaded)."""
+    return [
+        Site("anthropic.resources.messages", "Messages", _messages(True)),
+        Site("anthropic.resources.messages", "AsyncMessages", _messages(False)),
+        # older SDKs: no beta messages
+        Site("anthropic.resources.beta.messages", "Messages", _messages(True), True),
+        Site("anthropic.resources.beta.messages", "AsyncMessages", _messages(False), True),
+        Site("anthropic._resource", "SyncAPIResource", _restack, True),
+        Site("anthropic._resource", "AsyncAPIResource", _restack, True),
+    ]
+
+
+def targets() -> list[Target]:
+    """(class, method, wrapper) for every call path, importing what is not loaded yet."""
+    return targets_of(sites())
 
 
 # --------------------------------------------------------------------------- starting a call
-
-
-_OWN_API = Host(PROVIDER, "api")
 
 
 def _block_text(block: Any) -> str:
@@ -169,14 +170,13 @@ def _is_omitted(value: Any) -> bool:
 def _new_call(resource: Any, kwargs: dict[str, Any], *, streamed: bool) -> Call:
     model = kwargs.get("model")
     client = getattr(resource, "_client", None)
-    host = detect_host(client) if client is not None else _OWN_API
     call = Call(
-        host.provider,
+        PROVIDER,
         OPERATION,
         model if isinstance(model, str) else None,
         get_client_settings(client),
         streamed=streamed,
-        host_kind=host.kind,
+        host=host_of(client, _detect) if client is not None else None,
     )
     call.server(server_of(getattr(resource, "_client", None)))
     if call.config.capture_prompts:
@@ -410,4 +410,4 @@ class _HelperStart:
 _HELPER_START = _HelperStart()
 
 
-__all__ = ["PROVIDER", "model_bases", "detect_host", "owns", "settings_keys", "targets"]
+__all__ = ["PROVIDER", "model_bases", "detect_host", "owns", "settings_keys", "sites", "targets"]

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from otm import events
 from otm._log import log_once
+from otm.capture.attach import attach
 from otm.capture.clients import ClientSettings
-from otm.capture.records import attach, build_record
+from otm.capture.hosts import HostName
 from otm.capture.settings import snapshot
 
 if TYPE_CHECKING:
+    from otm.capture.hosts import Host
     from otm.data.attribution import HostKind
     from otm.record import Record
 
@@ -47,6 +49,7 @@ class Call:
         "extra",
         "finish_reasons",
         "holders",
+        "host",
         "host_kind",
         "http_status",
         "input_text_length",
@@ -95,9 +98,20 @@ class Call:
         *,
         streamed: bool = False,
         host_kind: HostKind = "api",
+        host: Host | HostName | None = None,
     ) -> None:
+        """``host``: what the client's host says (:func:`.hosts.host_of`), instead of
+        ``provider`` and ``host_kind``."""
         self.start_wall = _wall()
         self.t0 = _perf()
+        # The client's host name, when it is looked up in otm's provider table with
+        # the record (attribution.attribution_of) instead of naming provider/host_kind.
+        self.host: HostName | None = None
+        if isinstance(host, HostName):
+            provider = host.vendor  # until the record looks the name up
+            self.host = host
+        elif host is not None:
+            provider, host_kind = host
         self.provider = (
             settings.provider if settings is not None and settings.provider else provider
         )
@@ -341,6 +355,20 @@ class Call:
         except Exception as exc:
             log_once("capture.finish.emit", exc)
         return record
+
+
+def _first_record(call: Call) -> Record:
+    """Load the record machinery (Telemetry, Record, otm's data) with the first record,
+    not at start-up; later records go straight to it."""
+    global build_record
+    from otm.capture import records
+
+    build_record = records.build_record
+    return build_record(call)
+
+
+build_record: Callable[[Call], Record] = _first_record
+""":func:`.records.build_record`, once the first record has loaded it."""
 
 
 def end(call: Call, status: str, *, at: float | None = None) -> None:

@@ -34,11 +34,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from otm._log import log_once
-from otm.capture.attribution import Host, host_from_name, host_of, server_of
 from otm.capture.call import Call
 from otm.capture.clients import get_client_settings, settings_keys_of
-from otm.capture.patching import is_inert
+from otm.capture.hosts import Host, HostName, host_name, host_of, resolve, server_of
+from otm.capture.patching import Target, is_inert
 from otm.capture.sanitize import count
+from otm.capture.sites import Site, targets_of
 from otm.capture.streams import AsyncStreamProxy, SyncStreamProxy
 from otm.capture.wrappers import guarded, make_async_wrapper, make_sync_wrapper
 
@@ -64,16 +65,16 @@ def _base_url(api_client: Any) -> str:
     return str(url)
 
 
-def _detect(api_client: Any) -> Host:
+def _detect(api_client: Any) -> Host | HostName:
     from urllib.parse import urlsplit
 
     host = urlsplit(_base_url(api_client)).hostname
-    return host_from_name(host, vendor=PROVIDER, unknown=PROVIDER)
+    return host_name(host, vendor=PROVIDER, unknown=PROVIDER)
 
 
 def detect_host(client: Any) -> Host:
     """What the base URL of a ``genai.Client`` (or of its API client) says, decided once."""
-    return host_of(getattr(client, "_api_client", client), _detect)
+    return resolve(host_of(getattr(client, "_api_client", client), _detect))
 
 
 def model_bases() -> tuple[type, ...]:
@@ -87,23 +88,38 @@ def settings_keys(client: Any) -> list[object]:
     return settings_keys_of(client, "_api_client")
 
 
-def targets() -> list[tuple[type, str, Callable[..., Any]]]:
-    """(class, method, wrapper) for every call path; fresh wrappers on each call."""
-    from google.genai.models import AsyncModels, Models
-
+def _models(cls: type) -> list[Target]:
     return [
-        (Models, "generate_content", _scoped_sync(make_sync_wrapper("google.generate_content", _begin_generate, _complete_response))),
-        (Models, "generate_content_stream", make_sync_wrapper("google.generate_content_stream", _begin_stream, _complete_sync_stream)),
-        (Models, "embed_content", make_sync_wrapper("google.embed_content", _begin_embed, _complete_embed)),
-        (AsyncModels, "generate_content", _scoped_async(make_async_wrapper("google.generate_content", _begin_generate, _complete_response))),
-        (AsyncModels, "generate_content_stream", make_async_wrapper("google.generate_content_stream", _begin_stream, _complete_async_stream)),
-        (AsyncModels, "embed_content", make_async_wrapper("google.embed_content", _begin_embed, _complete_embed)),
+        (cls, "generate_content", _scoped_sync(make_sync_wrapper("google.generate_content", _begin_generate, _complete_response))),
+        (cls, "generate_content_stream", make_sync_wrapper("google.generate_content_stream", _begin_stream, _complete_sync_stream)),
+        (cls, "embed_content", make_sync_wrapper("google.embed_content", _begin_embed, _complete_embed)),
         # Private, optional: one call per AFC round, so usage can be summed over rounds.
-        (Models, "_generate_content_with_continuation", _round_sync()),
-        (AsyncModels, "_generate_content_with_continuation", _round_async()),
-        (Models, "_generate_content_stream_with_continuation", _stream_round()),
-        (AsyncModels, "_generate_content_stream_with_continuation", _stream_round()),
+        (cls, "_generate_content_with_continuation", _round_sync()),
+        (cls, "_generate_content_stream_with_continuation", _stream_round()),
     ]
+
+
+def _async_models(cls: type) -> list[Target]:
+    return [
+        (cls, "generate_content", _scoped_async(make_async_wrapper("google.generate_content", _begin_generate, _complete_response))),
+        (cls, "generate_content_stream", make_async_wrapper("google.generate_content_stream", _begin_stream, _complete_async_stream)),
+        (cls, "embed_content", make_async_wrapper("google.embed_content", _begin_embed, _complete_embed)),
+        (cls, "_generate_content_with_continuation", _round_async()),
+        (cls, "_generate_content_stream_with_continuation", _stream_round()),
+    ]
+
+
+def sites() -> list[Site]:
+    """The classes to patch (patched when the SDK loads them)."""
+    return [
+        Site("google.genai.models", "Models", _models),
+        Site("google.genai.models", "AsyncModels", _async_models),
+    ]
+
+
+def targets() -> list[Target]:
+    """(class, method, wrapper) for every call path, importing what is not loaded yet."""
+    return targets_of(sites())
 
 
 # --------------------------------------------------------------------------- per-call state
@@ -265,19 +281,15 @@ def _prompt_text(kwargs: dict[str, Any]) -> str:
     return "\n".join(p for p in pieces if p)
 
 
-_OWN_API = Host(PROVIDER, "api")
-
-
 def _new_call(instance: Any, kwargs: dict[str, Any], operation: str, *, streamed: bool) -> Call:
     api_client = getattr(instance, "_api_client", None)
-    host = detect_host(api_client) if api_client is not None else _OWN_API
     call = Call(
-        host.provider,
+        PROVIDER,
         operation,
         _model_name(kwargs.get("model")),
         get_client_settings(api_client),
         streamed=streamed,
-        host_kind=host.kind,
+        host=host_of(api_client, _detect) if api_client is not None else None,
     )
     call.server(server_of(getattr(instance, "_api_client", None), _base_url))
     try:
@@ -499,4 +511,4 @@ def _complete_async_stream(call: Call, gen: Any) -> Any:
     return AsyncGenaiStream(gen, call, _stream_state(call))
 
 
-__all__ = ["PROVIDER", "model_bases", "AsyncGenaiStream", "GenaiStream", "detect_host", "owns", "settings_keys", "targets"]
+__all__ = ["PROVIDER", "model_bases", "AsyncGenaiStream", "GenaiStream", "detect_host", "owns", "settings_keys", "sites", "targets"]

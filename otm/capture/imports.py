@@ -4,13 +4,16 @@
 installed SDK costs seconds and a hundred MB for a program that uses one), so
 for an SDK that is not imported yet it registers a hook here and patches the
 SDK the moment the program imports it. An SDK already imported is patched at
-once by the caller.
+once by the caller. Within an SDK, the classes otm patches may load later
+still (openai loads each resource module when a client first uses it), so a
+package can also be *watched*: a hook runs after each module under it is
+executed, for as long as the watch lasts (:func:`watch`).
 
 A small finder at the front of ``sys.meta_path`` watches for the hooked
 names only: it lets the other finders find the module, wraps the loader so
 that the hook runs right after the module has executed, then gives the module
 its real loader back. The finder leaves ``sys.meta_path`` when no hook is
-pending. (wrapt has post-import hooks too, but importing wrapt costs more than
+pending and no package is watched. (wrapt has post-import hooks too, but importing wrapt costs more than
 the whole budget of ``instrument()``, and its hooks cannot be removed.)
 A failing hook is logged once and never reaches the program's ``import``.
 """
@@ -28,6 +31,11 @@ from otm._log import log_once
 Hook = Callable[[ModuleType], None]
 
 _hooks: dict[str, Hook] = {}
+"""One-shot hooks, by exact module name."""
+_watches: dict[str, Hook] = {}
+"""Standing hooks, by package: run for the package and each module under it."""
+_roots: frozenset[str] = frozenset()
+"""Top-level names of the watched packages: the finder's first, cheap test."""
 _lock = threading.RLock()
 _local = threading.local()
 
@@ -49,11 +57,51 @@ def when_imported(name: str, hook: Hook) -> bool:
     return False
 
 
+def watch(package: str, hook: Hook) -> None:
+    """Run ``hook(module)`` after ``package``, or any module under it, is imported, until
+    :func:`unwatch`. Modules imported already are not passed: the caller looks at those.
+    A later watch of the same package replaces the earlier one."""
+    global _roots
+    with _lock:
+        _watches[package] = hook
+        _roots = frozenset(p.partition(".")[0] for p in _watches)
+        if _finder not in sys.meta_path:
+            sys.meta_path.insert(0, _finder)
+
+
+def unwatch(package: str) -> None:
+    """Stop watching ``package`` (nothing if it is not watched)."""
+    global _roots
+    with _lock:
+        if _watches.pop(package, None) is not None:
+            _roots = frozenset(p.partition(".")[0] for p in _watches)
+        _remove_finder_if_idle()
+
+
+def watched() -> set[str]:
+    """The packages being watched."""
+    with _lock:
+        return set(_watches)
+
+
+def _watches_of(fullname: str) -> list[Hook]:
+    if fullname.partition(".")[0] not in _roots:
+        return []
+    return [
+        hook
+        for package, hook in list(_watches.items())
+        if fullname == package or fullname.startswith(package + ".")
+    ]
+
+
 def cancel(name: str | None = None) -> None:
-    """Forget the pending hook for ``name`` (every pending hook with None)."""
+    """Forget the pending hook for ``name`` (every pending hook and watch with None)."""
+    global _roots
     with _lock:
         if name is None:
             _hooks.clear()
+            _watches.clear()
+            _roots = frozenset()
         else:
             _hooks.pop(name, None)
         _remove_finder_if_idle()
@@ -66,7 +114,7 @@ def pending() -> set[str]:
 
 
 def _remove_finder_if_idle() -> None:
-    if not _hooks:
+    if not _hooks and not _watches:
         try:
             sys.meta_path.remove(_finder)
         except ValueError:
@@ -84,8 +132,11 @@ def _fire(name: str, module: ModuleType) -> None:
     with _lock:
         hook = _hooks.pop(name, None)
         _remove_finder_if_idle()
+        standing = _watches_of(name)
     if hook is not None:
         _run(name, hook, module)
+    for watcher in standing:
+        _run(name, watcher, module)
 
 
 class _HookLoader:
@@ -117,7 +168,7 @@ class _Finder:
     """Finds nothing itself: asks the other finders, and wraps the loader of a hooked module."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if fullname not in _hooks:
+        if fullname not in _hooks and not _watches_of(fullname):
             return None
         busy: set[str] = getattr(_local, "busy", None) or set()
         if fullname in busy:
@@ -147,4 +198,4 @@ class _Finder:
 
 _finder = _Finder()
 
-__all__ = ["cancel", "pending", "when_imported"]
+__all__ = ["cancel", "pending", "unwatch", "watch", "watched", "when_imported"]

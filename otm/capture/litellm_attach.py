@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from otm.capture.adapter import Target
+from otm.capture.attach import LazyRecordAttribute, ResolvedAttribute, give_records
 from otm.capture.call import _perf
 from otm.capture.litellm_calls import record_for_response, record_for_stream, stream_ended
-from otm.capture.patching import is_inert
-from otm.capture.records import LazyRecordAttribute, ResolvedAttribute, give_records
+from otm.capture.patching import Target, is_inert
+from otm.capture.sites import Site, targets_of
 from otm.capture.wrappers import guarded
 
 
@@ -109,19 +109,23 @@ def _async_end() -> Callable[..., Any]:
     return wrapper
 
 
-def targets() -> list[Target]:
+def _stream_targets(cls: type) -> list[Target]:
     """Where LiteLLM's streams end (sync and async): its assembly, else its iteration."""
-    from litellm.litellm_core_utils.streaming_handler import CustomStreamWrapper
-
-    sync, async_ = (name in CustomStreamWrapper.__dict__ for name in _ASSEMBLE)
+    sync, async_ = (name in cls.__dict__ for name in _ASSEMBLE)
     return [
-        (CustomStreamWrapper, _ASSEMBLE[0], _sync_assembly())
-        if sync
-        else (CustomStreamWrapper, "__next__", _sync_end()),
-        (CustomStreamWrapper, _ASSEMBLE[1], _async_assembly())
-        if async_
-        else (CustomStreamWrapper, "__anext__", _async_end()),
+        (cls, _ASSEMBLE[0], _sync_assembly()) if sync else (cls, "__next__", _sync_end()),
+        (cls, _ASSEMBLE[1], _async_assembly()) if async_ else (cls, "__anext__", _async_end()),
     ]
 
 
-__all__ = ["install", "targets"]
+def sites() -> list[Site]:
+    """LiteLLM's stream class (loaded with ``import litellm``)."""
+    return [Site("litellm.litellm_core_utils.streaming_handler", "CustomStreamWrapper", _stream_targets)]
+
+
+def targets() -> list[Target]:
+    """The stream-end layer's (class, method, wrapper), importing what is not loaded yet."""
+    return targets_of(sites())
+
+
+__all__ = ["install", "sites", "targets"]

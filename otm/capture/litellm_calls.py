@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from otm._log import log_once
 from otm.capture import handoff
+from otm.capture.attach import attach
 from otm.capture.call import Call, _perf
 from otm.capture.litellm_read import (
     fill_failure,
@@ -41,7 +42,6 @@ from otm.capture.litellm_read import (
     response_end,
     wall_of,
 )
-from otm.capture.records import attach
 from otm.capture.wrappers import guarded
 
 if TYPE_CHECKING:

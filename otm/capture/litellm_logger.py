@@ -40,9 +40,10 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from otm.capture import litellm_attach, litellm_calls
-from otm.capture.adapter import Target
-from otm.capture.attribution import Host
+from otm.capture.hosts import Host
 from otm.capture.litellm_read import PROVIDER, provider_for
+from otm.capture.patching import Target
+from otm.capture.sites import Site
 from otm.capture.wrappers import guarded
 
 
@@ -148,8 +149,13 @@ def settings_keys(client: Any) -> list[object]:
     return []
 
 
-def targets() -> list[Target]:
+def sites() -> list[Site]:
     """LiteLLM is captured through its callbacks; one thin layer sees its streams end."""
+    return litellm_attach.sites()
+
+
+def targets() -> list[Target]:
+    """The stream-end layer's (class, method, wrapper), importing what is not loaded yet."""
     return litellm_attach.targets()
 
 
@@ -161,6 +167,7 @@ __all__ = [
     "owns",
     "provider_for",
     "settings_keys",
+    "sites",
     "targets",
     "uninstall",
 ]

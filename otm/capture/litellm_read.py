@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from otm._log import log_once
-from otm.capture.attribution import host_from_name
 from otm.capture.call import _CANCELLED, Call
+from otm.capture.hosts import host_from_name
 
 PROVIDER = "litellm"
 

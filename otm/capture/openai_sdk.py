@@ -1,7 +1,9 @@
 """Capture for the official ``openai`` client (and every OpenAI-compatible endpoint).
 
 Patched at class level (so clients created before ``instrument()`` are
-covered), resolved from the package's public re-exports:
+covered), each class named by the package that re-exports it and patched
+when the SDK loads it (:mod:`otm.capture.sites`; openai loads its resource
+modules when a client first uses them):
 
 =============================================  ===============================
 ``chat.completions`` (also ``beta.chat``)      ``create``, ``parse``, ``stream``
@@ -39,10 +41,11 @@ from typing import Any
 
 import openai
 
-from otm._log import log_once
-from otm.capture.attribution import Host, host_from_name, host_of, server_of
 from otm.capture.call import Call
 from otm.capture.clients import get_client_settings, settings_keys_of
+from otm.capture.hosts import Host, HostName, host_name, host_of, resolve, server_of
+from otm.capture.patching import Target
+from otm.capture.sites import Site, targets_of
 from otm.capture.stacking import restack_after_init
 from otm.capture.stainless import JsonView, StainlessSDK, swap_stream_manager
 from otm.capture.streams import Observer, stream_call
@@ -59,7 +62,7 @@ UNKNOWN_HOST = "openai-compatible"
 """Provider name for an OpenAI-compatible endpoint whose host is not recognised."""
 
 
-def _detect(client: Any) -> Host:
+def _detect(client: Any) -> Host | HostName:
     if "Azure" in type(client).__name__:
         return Host("azure-openai", "api")
     base_url = getattr(client, "base_url", None)
@@ -68,12 +71,12 @@ def _detect(client: Any) -> Host:
         from urllib.parse import urlsplit
 
         host = urlsplit(str(base_url)).hostname
-    return host_from_name(host, vendor=PROVIDER, unknown=UNKNOWN_HOST)
+    return host_name(host, vendor=PROVIDER, unknown=UNKNOWN_HOST)
 
 
 def detect_host(client: Any) -> Host:
     """What an openai client's class and ``base_url`` host say (decided once per client)."""
-    return host_of(client, _detect)
+    return resolve(host_of(client, _detect))
 
 
 def owns(client: Any) -> bool:
@@ -111,23 +114,19 @@ def _request_id_of(model: Any) -> str | None:
     return rid if isinstance(rid, str) else None
 
 
-_OWN_API = Host(PROVIDER, "api")
-
-
 def _client_of(instance: Any) -> Any:
     return getattr(instance, "_client", None)
 
 
 def _new_call(instance: Any, operation: str, model: Any, streamed: bool) -> Call:
     client = _client_of(instance)
-    host = detect_host(client) if client is not None else _OWN_API
     call = Call(
-        host.provider,
+        PROVIDER,
         operation,
         model if isinstance(model, str) else None,
         get_client_settings(client),
         streamed=streamed,
-        host_kind=host.kind,
+        host=host_of(client, _detect) if client is not None else None,
     )
     call.server(server_of(client))
     collector = _helper_calls.get()
@@ -697,70 +696,96 @@ def _begin_responses_retrieve(
 # --------------------------------------------------------------------------- targets
 
 
-def _resource_classes() -> dict[str, tuple[type | None, type | None]]:
-    """(sync, async) resource classes from the package's public re-exports; None when missing."""
-    found: dict[str, tuple[type | None, type | None]] = {}
+def _pair(
+    package: str,
+    sync_name: str,
+    async_name: str,
+    methods: list[tuple[str, Any, str]],
+    optional: bool = False,
+) -> list[Site]:
+    """The sync and async resource classes of ``package``, each with ``methods``
+    ((method, begin, where) triples); fresh wrappers whenever targets are made."""
 
-    def load(key: str, module: str, sync_name: str, async_name: str, optional: bool = False) -> None:
-        try:
-            mod = __import__(module, fromlist=[sync_name, async_name])
-            found[key] = (getattr(mod, sync_name, None), getattr(mod, async_name, None))
-        except ImportError:
-            if not optional:
-                log_once(f"openai: {module}", message=f"otm: {module} not found; its calls are not captured")
-        except Exception as exc:
-            log_once(
-                f"openai: {module}",
-                exc,
-                message=f"otm: {module} not found; its calls are not captured",
-            )
+    def make(wrap: Callable[..., Any]) -> Callable[[type], list[Target]]:
+        return lambda cls: [
+            (cls, name, wrap(where, begin, SDK.complete)) for name, begin, where in methods
+        ]
 
-    load("chat", "openai.resources.chat", "Completions", "AsyncCompletions")
-    load("responses", "openai.resources.responses", "Responses", "AsyncResponses")
-    # client.beta.responses: its own classes (same wire format, BetaResponse models);
-    # only in SDK versions that have it.
-    load("beta_responses", "openai.resources.beta.responses", "Responses", "AsyncResponses", True)
-    load("embeddings", "openai.resources", "Embeddings", "AsyncEmbeddings")
-    load("completion", "openai.resources", "Completions", "AsyncCompletions")
-    load("resource", "openai._resource", "SyncAPIResource", "AsyncAPIResource", True)
-    return found
+    return [
+        Site(package, sync_name, make(make_sync_wrapper), optional),
+        Site(package, async_name, make(make_async_wrapper), optional),
+    ]
 
 
-def targets() -> list[tuple[type, str, Callable[..., Any]]]:
-    """Every (class, method, wrapper) to patch; fresh wrapper functions on each call."""
-    # Load the provider table now (instrument time), not on a user's first call.
-    host_from_name("api.openai.com", vendor=PROVIDER, unknown=UNKNOWN_HOST)
-    classes = _resource_classes()
-    out: list[tuple[type, str, Callable[..., Any]]] = []
-
-    def add(cls: type | None, name: str, wrapper: Callable[..., Any]) -> None:
-        if cls is not None and name in cls.__dict__:
-            out.append((cls, name, wrapper))
-
-    def pair(key: str, name: str, begin: Any, where: str) -> None:
-        sync_cls, async_cls = classes.get(key, (None, None))
-        add(sync_cls, name, make_sync_wrapper(where, begin, SDK.complete))
-        add(async_cls, name, make_async_wrapper(where, begin, SDK.complete))
-
-    pair("chat", "create", _begin_stream_options("chat"), "openai.chat.create")
-    pair("chat", "parse", _begin_plain("chat"), "openai.chat.parse")
-    pair("responses", "create", _begin_responses, "openai.responses.create")
-    pair("responses", "parse", _begin_plain("responses"), "openai.responses.parse")
-    pair("responses", "retrieve", _begin_responses_retrieve, "openai.responses.retrieve")
-    pair("beta_responses", "create", _begin_responses, "openai.beta.responses.create")
-    pair("beta_responses", "parse", _begin_plain("responses"), "openai.beta.responses.parse")
-    pair("beta_responses", "retrieve", _begin_responses_retrieve, "openai.beta.responses.retrieve")
-    pair("embeddings", "create", _begin_plain("embeddings"), "openai.embeddings.create")
-    pair("completion", "create", _begin_stream_options("completion"), "openai.completions.create")
+def _stream_helper(key: str) -> Callable[[type], list[Target]]:
     # The .stream() helpers: sync methods (also on the async resources) that
     # return a context manager; the request starts in its __enter__/__aenter__.
-    for key in ("chat", "responses", "beta_responses"):
-        for cls in classes.get(key, (None, None)):
-            add(cls, "stream", make_passthrough_wrapper(f"openai.{key}.stream", _swap_manager))
+    return lambda cls: [
+        (cls, "stream", make_passthrough_wrapper(f"openai.{key}.stream", _swap_manager))
+    ]
+
+
+def _restack(cls: type) -> list[Target]:
     # A resource being built: move back on top of tools that patched after otm.
-    for cls in classes.get("resource", (None, None)):
-        add(cls, "__init__", restack_after_init())
+    return [(cls, "__init__", restack_after_init())]
+
+
+def sites() -> list[Site]:
+    """Every class to patch, by the package the SDK re-exports it from (patched when loaded)."""
+    chat = _pair(
+        "openai.resources.chat",
+        "Completions",
+        "AsyncCompletions",
+        [
+            ("create", _begin_stream_options("chat"), "openai.chat.create"),
+            ("parse", _begin_plain("chat"), "openai.chat.parse"),
+        ],
+    )
+    responses_methods = [
+        ("create", _begin_responses, "{}.create"),
+        ("parse", _begin_plain("responses"), "{}.parse"),
+        ("retrieve", _begin_responses_retrieve, "{}.retrieve"),
+    ]
+    responses = _pair(
+        "openai.resources.responses",
+        "Responses",
+        "AsyncResponses",
+        [(m, b, w.format("openai.responses")) for m, b, w in responses_methods],
+    )
+    # client.beta.responses: its own classes (same wire format, BetaResponse models);
+    # only in SDK versions that have it.
+    beta_responses = _pair(
+        "openai.resources.beta.responses",
+        "Responses",
+        "AsyncResponses",
+        [(m, b, w.format("openai.beta.responses")) for m, b, w in responses_methods],
+        optional=True,
+    )
+    out = chat + responses + beta_responses
+    out += _pair(
+        "openai.resources.embeddings",
+        "Embeddings",
+        "AsyncEmbeddings",
+        [("create", _begin_plain("embeddings"), "openai.embeddings.create")],
+    )
+    out += _pair(
+        "openai.resources.completions",
+        "Completions",
+        "AsyncCompletions",
+        [("create", _begin_stream_options("completion"), "openai.completions.create")],
+    )
+    for key, group in (("chat", chat), ("responses", responses), ("beta_responses", beta_responses)):
+        out += [Site(s.package, s.name, _stream_helper(key), s.optional) for s in group]
+    out += [
+        Site("openai._resource", "SyncAPIResource", _restack, True),
+        Site("openai._resource", "AsyncAPIResource", _restack, True),
+    ]
     return out
 
 
-__all__ = ["PROVIDER", "model_bases", "detect_host", "owns", "settings_keys", "targets"]
+def targets() -> list[Target]:
+    """Every (class, method, wrapper) to patch, importing what the SDK has not loaded yet."""
+    return targets_of(sites())
+
+
+__all__ = ["PROVIDER", "model_bases", "detect_host", "owns", "settings_keys", "sites", "targets"]

@@ -19,6 +19,9 @@ from typing import Any, NamedTuple
 
 from otm._log import log_once
 
+Target = tuple[type, str, Callable[..., Any]]
+"""(class, method name, wrapt wrapper): one method to patch."""
+
 _inert: set[int] = set()
 """ids of wrappers left in place under someone else's wrapper: they pass calls through."""
 
@@ -48,13 +51,29 @@ class PatchRegistry:
     def installed(self) -> set[str]:
         return set(self._providers)
 
-    def install(self, provider: str, targets: list[tuple[type, str, Callable[..., Any]]]) -> int:
-        """Wrap each ``owner.name`` with wrapt; returns how many were patched."""
-        import wrapt
-
+    def install(self, provider: str, targets: list[Target]) -> int:
+        """Mark ``provider`` instrumented and wrap each ``owner.name`` with wrapt; returns
+        how many were patched (0 if ``provider`` was instrumented already)."""
         with self._lock:
             if provider in self._providers:
                 return 0
+            self._providers.add(provider)
+            return self._patch(provider, targets)
+
+    def extend(self, provider: str, targets: list[Target]) -> int:
+        """Wrap more methods of an instrumented ``provider`` (classes its SDK loaded since);
+        nothing once it is uninstalled. Returns how many were patched."""
+        with self._lock:
+            if provider not in self._providers:
+                return 0
+            return self._patch(provider, targets)
+
+    def _patch(self, provider: str, targets: list[Target]) -> int:
+        if not targets:
+            return 0
+        import wrapt
+
+        with self._lock:
             n = 0
             for owner, name, wrapper in targets:
                 key = (owner, name)
@@ -72,7 +91,6 @@ class PatchRegistry:
                 )
                 self._by_wrapper[id(wrapper)] = key
                 n += 1
-            self._providers.add(provider)
             return n
 
     def uninstall(self, provider: str | None = None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from otm import config
 from otm._log import log_once
+from otm.capture import sites
 from otm.capture.patching import registry
 from otm.config import Settings
 
@@ -39,6 +40,8 @@ def snapshot() -> Settings:
 
 def _on_change(settings: Settings) -> None:
     if settings.disabled:
+        for provider in registry.installed():
+            sites.uninstall(provider)  # stop waiting for classes the SDKs load later
         registry.uninstall(None)
 
 

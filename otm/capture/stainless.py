@@ -33,9 +33,9 @@ from typing import Any, Protocol
 
 from otm._log import log_once
 from otm.capture import handoff
+from otm.capture.attach import ATTR
 from otm.capture.call import Call
 from otm.capture.patching import subclass, swap_class
-from otm.capture.records import ATTR
 from otm.capture.streams import (
     AsyncStreamProxy,
     Observer,

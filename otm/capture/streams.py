@@ -16,9 +16,9 @@ from typing import Any
 
 from otm._log import log_once
 from otm.capture import handoff
+from otm.capture.attach import ATTR
 from otm.capture.call import Call, end
 from otm.capture.patching import subclass, swapped_class
-from otm.capture.records import ATTR
 from otm.record import Record
 
 _perf = time.perf_counter

@@ -31,10 +31,12 @@ arrays of requests x samples.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Instance", "invert", "step"]
+__all__ = ["Instance", "Rates", "invert", "rates", "step"]
 
 _LAMBERT_STEPS = 4
 _POLISH_STEPS = 2
@@ -76,6 +78,22 @@ class Instance:
     """k/E: the chance one token uses a given expert (1 for dense)."""
     moe: bool
 
+    @cached_property
+    def log_q(self) -> np.ndarray:
+        """ln q = ln(1 - k/E): the log-chance one token misses a given expert."""
+        return np.log1p(-np.minimum(self.p_route, 1.0 - 1e-12))
+
+    @cached_property
+    def fixed_many(self) -> np.ndarray:
+        """:meth:`fixed` wherever n > 1 (worked out once)."""
+        return self.t0 + (self.coll + self.ep_fixed)
+
+    @cached_property
+    def per_seq_no_ep(self) -> np.ndarray | None:
+        """:meth:`per_seq` for every n when no expert-parallel traffic is charged per
+        sequence (None when some is)."""
+        return None if np.any(self.ep_tok) else self.c_seq + 0.0
+
     def fixed(self, n: np.ndarray) -> np.ndarray:
         """T: host time, collectives and EP latency per step on ``n`` accelerators."""
         return self.t0 + np.where(n > 1.0, self.coll + self.ep_fixed, 0.0)
@@ -85,34 +103,77 @@ class Instance:
         return self.c_seq + np.where(n > 1.0, self.ep_tok / n, 0.0)
 
 
+class Rates(NamedTuple):
+    """An instance's decode rates on ``n`` accelerators: what :func:`step` and :func:`invert`
+    share. A fixed-size instance computes them once per group; a hosted one sized from each
+    request's speed, once per request for both."""
+
+    n: np.ndarray
+    bw: np.ndarray
+    bwk: np.ndarray
+    fl: np.ndarray
+    fixed: np.ndarray
+    """T: host time, collectives and EP latency per step."""
+    per_seq: np.ndarray
+    """s without the memory traffic."""
+    d_mem: np.ndarray
+    """Seconds to read the dense weights once."""
+    d: np.ndarray
+    """Seconds of dense compute per token at full GEMM efficiency."""
+
+
+def rates(inst: Instance, n: np.ndarray, above_one: bool = False) -> Rates:
+    """The rates of ``inst`` on ``n`` accelerators (arrays broadcasting to requests x samples).
+
+    ``above_one``: the caller knows n > 1 everywhere (a hosted instance sized from speed
+    whose smallest count is above one), so the multi-accelerator terms always apply.
+    """
+    bwk = n * inst.bwk1
+    fl = n * inst.f1
+    per_seq = inst.per_seq_no_ep
+    if per_seq is None:
+        per_seq = inst.c_seq + inst.ep_tok / n if above_one else inst.per_seq(n)
+    return Rates(
+        n=n,
+        bw=n * inst.bw1,
+        bwk=bwk,
+        fl=fl,
+        fixed=inst.fixed_many if above_one else inst.fixed(n),
+        per_seq=per_seq,
+        d_mem=inst.w_dense / bwk,
+        d=inst.flop_dense / fl,
+    )
+
+
 def step(
     inst: Instance,
-    batch: np.ndarray,
+    batch: np.ndarray | float,
     n: np.ndarray,
     seq_bytes: np.ndarray,
+    at: Rates | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(step time, seconds of memory-bound kernels, seconds of compute-bound kernels).
 
     ``seq_bytes``: bytes each sequence reads per step (KV cache, recurrent
     state). Decode attention reads each cached token's K and V for a few
     FLOPs per byte, so it is counted in that memory traffic, not as compute.
-    All arguments broadcast to (requests, samples).
+    All arguments broadcast to (requests, samples); ``at``: the rates on ``n``
+    when already computed (:func:`rates`).
     """
-    bw = n * inst.bw1
-    bwk = n * inst.bwk1
-    fl = n * inst.f1
-    d_mem = inst.w_dense / bwk
-    d_cmp = inst.flop_dense * (batch + inst.m_half) / fl
-    kv = batch * seq_bytes / bw
-    t = inst.fixed(n) + inst.per_seq(n) * batch + np.maximum(d_mem, d_cmp) + kv
-    mem = np.where(d_mem >= d_cmp, d_mem, 0.0) + kv
-    cmp = np.where(d_mem >= d_cmp, 0.0, d_cmp)
+    r = rates(inst, n) if at is None else at
+    d_mem = r.d_mem
+    d_cmp = inst.flop_dense * (batch + inst.m_half) / r.fl
+    kv = batch * seq_bytes / r.bw
+    dense_mem = d_mem >= d_cmp
+    t = r.fixed + r.per_seq * batch + np.maximum(d_mem, d_cmp) + kv
+    mem = np.where(dense_mem, d_mem, 0.0) + kv
+    cmp = np.where(dense_mem, 0.0, d_cmp)
     if inst.moe:
-        touched = -np.expm1(batch * np.log1p(-np.minimum(inst.p_route, 1.0 - 1e-12)))
-        r_mem = inst.w_routed * touched / bwk
+        touched = -np.expm1(batch * inst.log_q)
+        r_mem = inst.w_routed * touched / r.bwk
         # each touched expert multiplies its own few rows: B k tokens in all,
         # plus m rows' worth of inefficiency per touched expert
-        r_cmp = inst.flop_routed * (batch + inst.m_half * touched / inst.p_route) / fl
+        r_cmp = inst.flop_routed * (batch + inst.m_half * touched / inst.p_route) / r.fl
         t = t + np.maximum(r_mem, r_cmp)
         mem = mem + np.where(r_mem >= r_cmp, r_mem, 0.0)
         cmp = cmp + np.where(r_mem >= r_cmp, 0.0, r_cmp)
@@ -124,53 +185,61 @@ def invert(
     target: np.ndarray,
     n: np.ndarray,
     seq_bytes: np.ndarray,
+    at: Rates | None = None,
 ) -> np.ndarray:
     """The batch whose step time is ``target`` (unclipped: below 1 when even one
     sequence steps slower than ``target``)."""
-    bw = n * inst.bw1
-    bwk = n * inst.bwk1
-    fl = n * inst.f1
-    s = inst.per_seq(n) + seq_bytes / bw
-    room = target - inst.fixed(n)
-    d_mem = inst.w_dense / bwk
-    d = inst.flop_dense / fl
-    with np.errstate(divide="ignore", invalid="ignore"):
+    r0 = rates(inst, n) if at is None else at
+    s = r0.per_seq + seq_bytes / r0.bw
+    room = target - r0.fixed
+    d_mem = r0.d_mem
+    d = r0.d
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         # dense branches: memory (constant) or compute (d (B + m))
         if not inst.moe:
             b_mem = (room - d_mem) / s
             b_cmp = (room - d * inst.m_half) / (s + d)
             return np.fmin(b_mem, b_cmp)
-        e = inst.flop_routed / fl
-        r = inst.w_routed / bwk  # reading every expert
+        e = inst.flop_routed / r0.fl
+        r = inst.w_routed / r0.bwk  # reading every expert
         r2 = e * inst.m_half / inst.p_route  # every expert's small-GEMM inefficiency
-        log_q = np.log1p(-np.minimum(inst.p_route, 1.0 - 1e-12))
+        log_q = inst.log_q
         # each branch: c0 + c1 B + R (1 - q^B) = target, i.e. c1 B - R q^B = room - c0 - R
-        branches = (
-            (s, room - d_mem - r, r),
-            (s + e, room - d_mem - r2, r2),
-            (s + d, room - d * inst.m_half - r, r),
-            (s + d + e, room - d * inst.m_half - r2, r2),
-        )
+        room_mem = room - d_mem
+        room_cmp = room - d * inst.m_half
+        s_d = s + d
+        slopes = (s, s + e, s_d, s_d + e)
+        rests = (room_mem - r, room_mem - r2, room_cmp - r, room_cmp - r2)
         # At serving batch every expert is touched (R q^B negligible) and each root is
         # its line's: solve the lines, and Lambert's W only where the batch is small.
-        b = branches[0][1] / branches[0][0]
-        for c1, m, _ in branches[1:]:
+        b = rests[0] / slopes[0]
+        for c1, m in zip(slopes[1:], rests[1:], strict=True):
             b = np.fmin(b, m / c1)
         rr = np.maximum(r, r2)
         need = ~(rr * np.exp(np.minimum(b * log_q, 0.0)) <= 1e-12 * (np.abs(room) + rr))
         if not need.any():
             return b
-        b = np.array(np.broadcast_to(b, need.shape))
-        lq = np.broadcast_to(log_q, need.shape)[need]
+        shape = need.shape
+        every = bool(need.all())
 
         def sub(x: np.ndarray) -> np.ndarray:
-            return np.broadcast_to(x, need.shape)[need]
+            x = np.asarray(x)
+            if x.shape != shape:
+                x = np.broadcast_to(x, shape)
+            return x.reshape(-1) if every else x[need]
 
-        x = None
-        for c1, m, rx in branches:
-            root = _lambert_root(sub(c1), sub(m), sub(rx), lq)
-            x = root if x is None else np.fmin(x, root)
-        b[need] = x
+        # the four branches' roots in one pass: each branch one quarter of the arrays
+        r_n, r2_n, lq = sub(r), sub(r2), sub(log_q)
+        roots = _lambert_root(
+            np.concatenate([sub(c1) for c1 in slopes]),
+            np.concatenate([sub(m) for m in rests]),
+            np.concatenate((r_n, r2_n, r_n, r2_n)),
+            np.concatenate((lq, lq, lq, lq)),
+        )
+        x = np.fmin.reduce(roots.reshape(4, -1), axis=0)
+        if every:
+            return x.reshape(shape)
+        b[need] = x  # b is this call's own array
     return b
 
 
@@ -180,14 +249,14 @@ def _lambert_root(a: np.ndarray, m: np.ndarray, r: np.ndarray, log_q: np.ndarray
     With k = -ln q and u = B - m/a: (k u) e^(k u) = z, ln z = ln(k r / a) -
     k m / a, so B = m/a + W(z)/k. W is evaluated in log space (no overflow);
     Newton steps on the original equation polish B to machine precision.
+    Call it under ``np.errstate(divide="ignore", invalid="ignore", over="ignore")``.
     """
     k = -log_q
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        base = m / a
-        b = base + _lambert_w_log(np.log(k * r / a) - k * base) / k
-        for _ in range(_POLISH_STEPS):
-            miss = r * np.exp(np.minimum(b * log_q, 0.0))
-            b = b - (a * b - miss - m) / (a - log_q * miss)
+    base = m / a
+    b = base + _lambert_w_log(np.log(k * r / a) - k * base) / k
+    for _ in range(_POLISH_STEPS):
+        miss = r * np.exp(np.minimum(b * log_q, 0.0))
+        b = b - (a * b - miss - m) / (a - log_q * miss)
     return np.where(np.isfinite(b), b, base)
 
 
@@ -197,11 +266,8 @@ def _lambert_w_log(log_z: np.ndarray) -> np.ndarray:
     Solves t + exp(t) = log_z for t = ln W (Newton; convex and increasing),
     from Winitzki's approximation.
     """
-    lp = np.where(
-        log_z > 0,
-        log_z + np.log1p(np.exp(-np.abs(log_z))),
-        np.log1p(np.exp(np.minimum(log_z, 0.0))),
-    )
+    # ln(1 + e^x) without overflow: max(x, 0) + ln(1 + e^-|x|)
+    lp = np.log1p(np.exp(-np.abs(log_z))) + np.maximum(log_z, 0.0)
     w0 = lp * (1.0 - np.log1p(lp) / (2.0 + lp))
     t = np.log(np.maximum(w0, 1e-300))
     for _ in range(_LAMBERT_STEPS):

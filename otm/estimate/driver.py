@@ -6,6 +6,7 @@ one-record case.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -13,18 +14,20 @@ from typing import Any
 
 import numpy as np
 
+from otm._log import log_once
 from otm.deployment import Deployment
 from otm.impact import Impact
 from otm.telemetry import Telemetry
 
 from . import frames
+from .assemble import build_group
 from .calibration import DEFAULT, Calibration
 from .combine import compute
-from .floor import FLOORS
-from .group import Group, build_group, with_history
-from .results import FLAG_AT_LIMIT, FLAG_IMPLAUSIBLE, ImpactBatch, summarise
+from .floor import FLOORS, key_text
+from .group import Group, history_mask
+from .results import FLAG_AT_LIMIT, FLAG_IMPLAUSIBLE, ImpactBatch, copy_plan, impact, summarise
 from .stamp import data_stamp
-from .user import METHOD_ITL, Columns, columns
+from .user import METHOD_ITL, Columns, columns, row
 
 __all__ = ["estimate", "estimate_many"]
 
@@ -46,10 +49,20 @@ _CHUNK = 256  # requests per numpy pass: (256 x 65) float64 arrays keep the temp
 
 def _finite(a: np.ndarray) -> np.ndarray:
     # a guard, not a path: the physics keeps every figure finite; should a
-    # pathological input slip through, report zero rather than NaN or inf
+    # pathological input slip through, report zero rather than NaN or inf -
+    # and say so, since a zero reads as a smaller figure
     if np.isfinite(a).all():
         return a
+    _not_finite()
     return np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _not_finite() -> None:
+    log_once(
+        "estimate",
+        message="otm: an estimate came out NaN or infinite and is reported as 0; "
+        "this is a bug in otm, please report the model and deployment",
+    )
 
 
 def _codes(a: np.ndarray) -> tuple[list[Any], np.ndarray]:
@@ -85,9 +98,11 @@ def _factorise(c: Columns) -> list[tuple[str | None, str | None, np.ndarray]]:
     return out
 
 
-def _chunk(g: Group, sub: Columns, sl: slice, pcts: tuple[float, float]) -> dict[str, Any]:
+def _chunk(
+    g: Group, sub: Columns, sl: slice, pcts: tuple[float, float], hist: np.ndarray | None
+) -> dict[str, Any]:
     """Compute one chunk and reduce it to per-request figures (thread-safe, pure)."""
-    r = compute(g, sub, sl)
+    r = compute(g, sub, sl, hist)
     energy_wh = _finite(r.energy_j) / 3600.0
     carbon, water = _finite(r.carbon_g), _finite(r.water_ml)
     acc, host, idle, fac = (_finite(x) / 3600.0 for x in (r.acc_j, r.host_j, r.idle_j, r.fac_j))
@@ -128,15 +143,15 @@ def _chunk(g: Group, sub: Columns, sl: slice, pcts: tuple[float, float]) -> dict
 
 
 def _map_chunks(
-    g: Group, sub: Columns, chunks: list[slice], pcts: tuple[float, float]
+    g: Group, sub: Columns, chunks: list[slice], pcts: tuple[float, float], hist: np.ndarray | None
 ) -> Iterator[dict[str, Any]]:
     """Chunks in order; on a multi-core machine, several at once (numpy frees the GIL)."""
     if len(chunks) < _MIN_CHUNKS_FOR_THREADS or _WORKERS < 2:
         for sl in chunks:
-            yield _chunk(g, sub, sl, pcts)
+            yield _chunk(g, sub, sl, pcts, hist)
         return
     with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="otm-estimate") as pool:
-        yield from pool.map(lambda sl: _chunk(g, sub, sl, pcts), chunks)
+        yield from pool.map(lambda sl: _chunk(g, sub, sl, pcts, hist), chunks)
 
 
 def _default_region(region: str | None, deployment: Deployment | None) -> str | None:
@@ -192,38 +207,14 @@ def estimate_many(
     stamp = data_stamp()
     for gi, (prov, model, idx) in enumerate(_factorise(c)):
         g = build_group(model, prov, deployment, region, cal, stamp)
-        notes: list[str] = []
-        floor_info: dict[str, Any] | None = None
-        if learn_floor:
-            key = (g.plan.provider_id, g.work.model_id, deployment)
-            ok = c.floor_ok[idx]
-            seen = c.itl_s[idx][ok]
-            learned = FLOORS.floor(
-                key,
-                seen,
-                window=cal.floor_window,
-                min_streams=cal.floor_min_streams,
-                quantile=cal.floor_quantile,
-            )
-            if learned is not None:
-                g, notes = with_history(g, learned[0], learned[1])
-                floor_info = {
-                    "itl_floor_s": learned[0],
-                    "tokens_per_s": 1.0 / learned[0],
-                    "streams": learned[1],
-                    "quantile": cal.floor_quantile,
-                    "assumptions_kept": None
-                    if g.history_ok is None
-                    else float(np.mean(g.history_ok[1:])),
-                }
-            if seen.size:
-                FLOORS.observe(key, seen)
+        ok = c.floor_ok[idx]
+        hist, notes, floor_info = _learn(g, deployment, cal, c.itl_s[idx][ok], learn_floor)
         out.method[idx] = c.method[idx]
         whole = idx.size == n and np.array_equal(idx, np.arange(n))
         sub = c if whole else c.take(idx)
         price = g.work.price
         chunks = [slice(a, min(a + _CHUNK, idx.size)) for a in range(0, idx.size, _CHUNK)]
-        for sl, res in zip(chunks, _map_chunks(g, sub, chunks, cal.percentiles), strict=True):
+        for sl, res in zip(chunks, _map_chunks(g, sub, chunks, cal.percentiles, hist), strict=True):
             rows = idx[sl]
             for key2, (central, lo, hi, sample_sum) in res["figures"].items():
                 getattr(out, f"{key2}_value")[rows] = central
@@ -257,25 +248,68 @@ def estimate_many(
                 + sub.cached_in * cached_price
                 + sub.output * price.output_per_m
             ) / 1e6
-        assumptions = g.assumptions
-        if floor_info is not None:
-            assumptions = {**assumptions, "history": floor_info}
-        fastest = g.sizing_limit() if g.size_by_speed else None
-        out.groups.append(
-            {
-                "assumptions": assumptions,
-                "warnings": list(dict.fromkeys([*g.warnings, *notes])),
-                "records": int(idx.size),
-                "plausible": _plausible(g, fastest),
-            }
-        )
+        out.groups.append(_group_info(g, notes, floor_info, int(idx.size)))
     return out
 
 
-def _plausible(g: Group, fastest: np.ndarray | None) -> dict[str, Any]:
-    from .group import _one_sequence
+def _learn(
+    g: Group, deployment: Deployment | None, cal: Calibration, seen: np.ndarray, learn: bool
+) -> tuple[np.ndarray | None, list[str], dict[str, Any] | None]:
+    """What the deployment's history says about this group, before ``seen`` (its clean
+    stream latencies in this call) joins it: the samples it leaves possible, notes, and
+    what the assumptions report (docs/methodology.md "Learning from history")."""
+    if not learn:
+        return None, [], None
+    key = g.once("floor_key", lambda: key_text((g.plan.provider_id, g.work.model_id, deployment)))
+    learned = FLOORS.floor_then_observe(
+        key,
+        seen,
+        window=cal.floor_window,
+        min_streams=cal.floor_min_streams,
+        quantile=cal.floor_quantile,
+    )
+    if learned is None:
+        return None, [], None
+    # the mask moves only when the floor does: the last one is kept with the group
+    last = g.memo.get("history")
+    if last is not None and last[0] == learned:
+        hist, notes = last[1], last[2]
+    else:
+        hist, notes = history_mask(g, learned[0], learned[1])
+        if hist is not None:
+            hist.setflags(write=False)
+        g.memo["history"] = (learned, hist, notes)
+    info = {
+        "itl_floor_s": learned[0],
+        "tokens_per_s": 1.0 / learned[0],
+        "streams": learned[1],
+        "quantile": cal.floor_quantile,
+        # the share of samples 1..S kept (np.mean of the mask, as a count)
+        "assumptions_kept": None if hist is None else int(np.count_nonzero(hist[1:])) / (hist.size - 1),
+    }
+    return hist, list(notes), info
 
-    lim = fastest if fastest is not None else _one_sequence(g)
+
+def _group_info(
+    g: Group, notes: list[str], floor_info: dict[str, Any] | None, records: int
+) -> dict[str, Any]:
+    """What every record of a group shares: assumptions, warnings, the speeds it can serve."""
+    assumptions = g.assumptions
+    plan = g.once("copy_plan", lambda: copy_plan(g.assumptions))
+    if floor_info is not None:
+        assumptions = {**assumptions, "history": floor_info}
+        plan = (*plan, ("history", ()))  # a flat dict
+    return {
+        "assumptions": assumptions,
+        "warnings": list(dict.fromkeys([*g.warnings, *notes])) if notes else list(g.warnings),
+        "records": records,
+        "plausible": g.once("plausible", lambda: _plausible(g)),
+        "copy_plan": plan,
+    }
+
+
+def _plausible(g: Group) -> dict[str, Any]:
+    lim = g.fastest()
     return {
         "model": g.work.name,
         "accelerator": g.plan.accelerators[int(g.accel_idx[0])].name,
@@ -293,6 +327,72 @@ def estimate(
     region: str | None = None,
     calibration: Calibration | None = None,
 ) -> Impact:
-    """Energy, carbon and water of one request: :func:`estimate_many` of one record."""
+    """Energy, carbon and water of one request: :func:`estimate_many` of one record.
+
+    The same formulas on one row of plain numbers (:func:`otm.estimate.user.row`,
+    :func:`otm.estimate.combine.compute`), with everything that depends only on
+    the model, deployment, region and calibration kept with the cached group;
+    ``tests/test_estimate_fast.py`` checks it gives estimate_many's figures.
+    """
     t = telemetry if isinstance(telemetry, Telemetry) else Telemetry.model_validate(telemetry)
-    return estimate_many([t], deployment=deployment, region=region, calibration=calibration)[0]
+    cal = calibration or DEFAULT
+    region = _default_region(region, deployment)
+    x = row(t, min_plausible_itl_s=cal.min_plausible_itl_s, min_tokens_for_floor=cal.min_tokens_for_floor)
+    g = build_group(x.model, x.provider, deployment, region, cal, data_stamp())
+    seen = np.array([x.itl_s]) if x.floor_ok else _NONE
+    hist, notes, floor_info = _learn(g, deployment, cal, seen, True)
+    r = compute(g, x, history_ok=hist)
+
+    # _chunk's reduction, for one request
+    ok = r.feasible
+    cen = r.central
+    energy = _finite(r.energy_j) / 3600.0
+    carbon, water = _finite(r.carbon_g), _finite(r.water_ml)
+    acc, host, idle, fac = (_finite1(v) / 3600.0 for v in (r.acc_j, r.host_j, r.idle_j, r.fac_j))
+    c_op, c_emb = _finite1(r.carbon_op_g), _finite1(r.carbon_emb_g)
+    w_on, w_off = _finite1(r.water_on_ml), _finite1(r.water_off_ml)
+    stack = np.empty((5, energy.shape[0]))
+    stack[0], stack[1], stack[2], stack[3], stack[4] = energy, carbon, water, r.batch, r.count
+    v, lo, hi = summarise(stack, cal.percentiles, ok[None, :], cen)
+    lo_l, hi_l = lo.tolist(), hi.tolist()
+    central = (acc + host + idle + fac, c_op + c_emb, w_on + w_off)
+    e3, c3, w3 = ((central[i], min(lo_l[i], central[i]), max(hi_l[i], central[i])) for i in range(3))
+    timed = x.method == METHOD_ITL
+    none_ok = not ok.any()
+    flags = FLAG_IMPLAUSIBLE if timed and none_ok else (FLAG_AT_LIMIT if timed and r.moved_by_speed else 0)
+    price = g.work.price
+    cost: float | None = None
+    if price is not None:
+        cached_price = price.cached_input_per_m if price.cached_input_per_m is not None else price.input_per_m
+        cost = (x.fresh_in * price.input_per_m + x.cached_in * cached_price + x.output * price.output_per_m) / 1e6
+        if not math.isfinite(cost):
+            cost = None
+    v_l = v.tolist()
+    return impact(
+        _group_info(g, notes, floor_info, 1),
+        method=x.method,
+        flags=flags,
+        itl=x.itl_s,
+        kept=int(np.count_nonzero(ok[1:])) / (ok.size - 1),
+        status=x.status,
+        batch=(v_l[3], lo_l[3], hi_l[3]),
+        count=(v_l[4], lo_l[4], hi_l[4]),
+        energy_wh=e3,
+        carbon_g=c3,
+        water_ml=w3,
+        breakdown_wh={"accelerator": acc, "host": host, "idle": idle, "facility": fac},
+        carbon_breakdown_g={"operational": c_op, "embodied": c_emb},
+        water_breakdown_ml={"onsite": w_on, "offsite": w_off},
+        cost_usd=cost,
+    )
+
+
+_NONE = np.empty(0)
+
+
+def _finite1(x: float) -> float:
+    """:func:`_finite` of one number."""
+    if math.isfinite(x):
+        return x
+    _not_finite()
+    return 0.0

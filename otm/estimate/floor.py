@@ -36,6 +36,8 @@ __all__ = ["FLOORS", "FloorTracker", "profile_path", "set_persistence"]
 _FILE_VERSION = 1
 _SAVE_EVERY_S = 30.0
 _KEEP_PER_KEY = 64  # what is persisted per deployment: the floor's window
+_EMPTY = np.empty(0)
+_EMPTY.setflags(write=False)
 
 
 def _percentile(x: np.ndarray, q: float) -> float:
@@ -193,6 +195,37 @@ class FloorTracker:
         if vals.size < max(min_streams, 1):
             return None
         return _percentile(vals, quantile), int(vals.size)
+
+    def floor_then_observe(
+        self,
+        key: str,
+        extra: np.ndarray,
+        *,
+        window: int = 64,
+        min_streams: int = 5,
+        quantile: float = 10.0,
+    ) -> tuple[float, int] | None:
+        """:meth:`floor` with ``extra``, then :meth:`observe` ``extra``, under one lock (what
+        each estimate does). ``key``: the key's :func:`key_text`."""
+        a = extra[np.isfinite(extra) & (extra > 0)] if extra.size else extra
+        with self._lock:
+            self._load_locked()
+            old = self._seen.get(key)
+            kept = old[-window:] if old is not None and window > 0 else _EMPTY
+            vals = kept if extra.size == 0 else (extra if kept.size == 0 else np.concatenate((kept, extra)))
+            res = None if vals.size < max(min_streams, 1) else (_percentile(vals, quantile), int(vals.size))
+            if a.size:
+                new = a if old is None else np.concatenate((old, a))
+                self._seen[key] = new[-self._cap :].copy()
+                self._dirty = True
+            if old is not None or a.size:
+                self._seen.move_to_end(key)
+            while len(self._seen) > self._max:
+                self._seen.popitem(last=False)
+            due = bool(a.size) and self._persist and time.monotonic() - self._last_save > _SAVE_EVERY_S
+        if due:
+            self.save()
+        return res
 
     def get(self, key: Hashable) -> float | None:
         """The floor with the default rule (10th percentile of >= 5 recent streams)."""

@@ -9,6 +9,7 @@ range keeps the correlation between requests (docs/methodology.md
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,10 +17,10 @@ import numpy as np
 
 from otm.impact import Impact, Range
 
-from . import frames
+from . import tables
 from .user import METHOD_ITL, METHOD_LATENCY, METHOD_TOKENS, METHODS
 
-__all__ = ["FLAG_AT_LIMIT", "FLAG_IMPLAUSIBLE", "ImpactBatch", "summarise"]
+__all__ = ["FLAG_AT_LIMIT", "FLAG_IMPLAUSIBLE", "ImpactBatch", "copy_plan", "impact", "summarise"]
 
 _METHOD_NOTES = {
     METHOD_LATENCY: "not streamed: typical serving load assumed; the total latency (less an estimated time to first token) sets how long the request held it (wider range)",
@@ -35,22 +36,42 @@ the assumptions that can (the median of them)."""
 
 
 def summarise(
-    x: np.ndarray, pcts: tuple[float, float], ok: np.ndarray | None = None, central: np.ndarray | None = None
+    x: np.ndarray,
+    pcts: tuple[float, float],
+    ok: np.ndarray | None = None,
+    central: np.ndarray | int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(central, low, high) per row of a (rows, samples) array.
 
     The range is the percentiles of the samples (columns 1..S) that ``ok``
     allows (all when none is allowed); ``central`` picks each row's central
-    sample (default column 0), which is kept inside [low, high].
+    sample (default column 0), which is kept inside [low, high]. ``ok`` with
+    one row (and an int ``central``) applies to every row: the figures of one
+    request.
     """
-    rows = np.arange(x.shape[0])
-    v = x[:, 0] if central is None else x[rows, central]
+    if central is None:
+        v = x[:, 0]
+    elif isinstance(central, int):
+        v = x[:, central]
+    else:
+        v = x[np.arange(x.shape[0]), central]
     if x.shape[1] < 2:
         return v, v, v
     s = x[:, 1:]
-    if ok is None or bool(np.all(ok[:, 1:])):
+    k: int | np.ndarray
+    if ok is None or ok[:, 1:].all():
         s = np.sort(s, axis=1)
-        k = np.full(x.shape[0], s.shape[1])
+        k = s.shape[1]
+    elif ok.shape[0] == 1:
+        # one set of samples for every row: sort the allowed ones (the same first k
+        # values as sorting with the others set to +inf)
+        okr = ok[0, 1:]
+        k = int(np.count_nonzero(okr))
+        if k == 0:  # none allowed: all
+            k = s.shape[1]
+            s = np.sort(s, axis=1)
+        else:
+            s = np.sort(s[:, okr], axis=1)
     else:
         okr = np.asarray(ok)[:, 1:]
         none = ~okr.any(axis=1)
@@ -62,8 +83,14 @@ def summarise(
     return v, lo, hi
 
 
-def _at(s: np.ndarray, k: np.ndarray, p: float) -> np.ndarray:
+def _at(s: np.ndarray, k: int | np.ndarray, p: float) -> np.ndarray:
     """Linear-interpolated percentile (numpy's rule) of the first k sorted values per row."""
+    if isinstance(k, int):  # every row keeps all its samples: one position for all
+        pos0 = p / 100.0 * (k - 1)
+        i0 = math.floor(pos0)
+        j0 = min(i0 + 1, k - 1)
+        f0 = pos0 - i0
+        return s[:, i0] * (1.0 - f0) + s[:, j0] * f0
     pos = p / 100.0 * (k - 1)
     i = np.floor(pos).astype(np.intp)
     j = np.minimum(i + 1, k - 1)
@@ -134,66 +161,35 @@ class ImpactBatch:
         if not -n <= i < n:
             raise IndexError(f"ImpactBatch index {i} out of range ({n} records)")
         i = i % n
-        grp = self.groups[int(self.group[i])]
-        m = int(self.method[i])
-        warnings = list(grp["warnings"])
-        if m in _METHOD_NOTES:
-            warnings.append(_METHOD_NOTES[m])
-        beyond = bool(self.flags[i] & FLAG_IMPLAUSIBLE)
-        if beyond:
-            warnings.append(_beyond_note(float(self.itl_s[i]), grp["plausible"]))
-        elif self.flags[i] & FLAG_AT_LIMIT:
-            warnings.append(_limit_note(float(self.itl_s[i]), grp["plausible"]))
-        status = self.status[i]
-        if status not in (None, "ok"):
-            warnings.append(
-                f"request ended with status {status!r}: the estimate covers the tokens seen"
-            )
-        assumptions = _copy(grp["assumptions"])
-        assumptions["method"] = METHODS[m]
-        assumptions["effective_batch"] = {
-            "value": float(self.batch_value[i]),
-            "low": float(self.batch_low[i]),
-            "high": float(self.batch_high[i]),
-        }
-        assumptions["deployment"]["count"] = {
-            "value": float(self.count_value[i]),
-            "low": float(self.count_low[i]),
-            "high": float(self.count_high[i]),
-        }
-        itl = float(self.itl_s[i])
-        if m == METHOD_ITL and np.isfinite(itl) and itl > 0:
-            assumptions["observed"] = {
-                "itl_s": itl,
-                "tokens_per_s": 1.0 / itl,
-                "assumptions_kept": float(self.kept[i]),
-            }
-            if self.flags[i]:
-                assumptions["observed"]["central_moved"] = bool(self.flags[i] & FLAG_AT_LIMIT)
-                assumptions["observed"]["beyond_assumptions"] = beyond
-        assumptions["warnings"] = warnings
         cost = float(self.cost_usd[i])
-        return Impact(
-            energy_wh=Range(
-                value=float(self.energy_wh_value[i]),
-                low=float(self.energy_wh_low[i]),
-                high=float(self.energy_wh_high[i]),
+        return impact(
+            self.groups[int(self.group[i])],
+            method=int(self.method[i]),
+            flags=int(self.flags[i]),
+            itl=float(self.itl_s[i]),
+            kept=float(self.kept[i]),
+            status=self.status[i],
+            batch=(float(self.batch_value[i]), float(self.batch_low[i]), float(self.batch_high[i])),
+            count=(float(self.count_value[i]), float(self.count_low[i]), float(self.count_high[i])),
+            energy_wh=(
+                float(self.energy_wh_value[i]),
+                float(self.energy_wh_low[i]),
+                float(self.energy_wh_high[i]),
             ),
-            carbon_g=Range(
-                value=float(self.carbon_g_value[i]),
-                low=float(self.carbon_g_low[i]),
-                high=float(self.carbon_g_high[i]),
+            carbon_g=(
+                float(self.carbon_g_value[i]),
+                float(self.carbon_g_low[i]),
+                float(self.carbon_g_high[i]),
             ),
-            water_ml=Range(
-                value=float(self.water_ml_value[i]),
-                low=float(self.water_ml_low[i]),
-                high=float(self.water_ml_high[i]),
+            water_ml=(
+                float(self.water_ml_value[i]),
+                float(self.water_ml_low[i]),
+                float(self.water_ml_high[i]),
             ),
             breakdown_wh={k: float(v[i]) for k, v in self.breakdown_wh.items()},
             carbon_breakdown_g={k: float(v[i]) for k, v in self.carbon_breakdown_g.items()},
             water_breakdown_ml={k: float(v[i]) for k, v in self.water_breakdown_ml.items()},
             cost_usd=None if not np.isfinite(cost) else cost,
-            assumptions=assumptions,
         )
 
     def totals(self) -> Impact:
@@ -240,15 +236,15 @@ class ImpactBatch:
             },
         )
 
-    # Data frames, one row per request (otm.estimate.frames; extras pandas, arrow, polars).
+    # Data frames, one row per request (otm.estimate.tables; extras pandas, arrow, polars).
     def to_pandas(self) -> Any:
-        return frames.to_pandas(self)
+        return tables.to_pandas(self)
 
     def to_arrow(self) -> Any:
-        return frames.to_arrow(self)
+        return tables.to_arrow(self)
 
     def to_polars(self) -> Any:
-        return frames.to_polars(self)
+        return tables.to_polars(self)
 
     def __repr__(self) -> str:
         from otm.units import fmt, plural
@@ -257,6 +253,69 @@ class ImpactBatch:
             f"<ImpactBatch {plural(len(self), 'record')}, {fmt('energy', self.energy_wh_value.sum())}, "
             f"{fmt('carbon', self.carbon_g_value.sum())}, {fmt('water', self.water_ml_value.sum())}>"
         )
+
+
+Tri3 = tuple[float, float, float]
+
+
+def impact(
+    grp: dict[str, Any],
+    *,
+    method: int,
+    flags: int,
+    itl: float,
+    kept: float,
+    status: Any,
+    batch: Tri3,
+    count: Tri3,
+    energy_wh: Tri3,
+    carbon_g: Tri3,
+    water_ml: Tri3,
+    breakdown_wh: dict[str, float],
+    carbon_breakdown_g: dict[str, float],
+    water_breakdown_ml: dict[str, float],
+    cost_usd: float | None,
+) -> Impact:
+    """One request's :class:`~otm.impact.Impact` from its figures and its group's
+    ``assumptions``, ``warnings`` and ``plausible`` speeds (an :class:`ImpactBatch` row
+    and the one-record path both build it here)."""
+    warnings = list(grp["warnings"])
+    if method in _METHOD_NOTES:
+        warnings.append(_METHOD_NOTES[method])
+    beyond = bool(flags & FLAG_IMPLAUSIBLE)
+    if beyond:
+        warnings.append(_beyond_note(itl, grp["plausible"]))
+    elif flags & FLAG_AT_LIMIT:
+        warnings.append(_limit_note(itl, grp["plausible"]))
+    if status not in (None, "ok"):
+        warnings.append(f"request ended with status {status!r}: the estimate covers the tokens seen")
+    plan = grp.get("copy_plan")
+    assumptions = _copy(grp["assumptions"]) if plan is None else _copy_by(grp["assumptions"], plan)
+    assumptions["method"] = METHODS[method]
+    assumptions["effective_batch"] = {"value": batch[0], "low": batch[1], "high": batch[2]}
+    assumptions["deployment"]["count"] = {"value": count[0], "low": count[1], "high": count[2]}
+    if method == METHOD_ITL and math.isfinite(itl) and itl > 0:
+        assumptions["observed"] = {
+            "itl_s": itl,
+            "tokens_per_s": 1.0 / itl,
+            "assumptions_kept": kept,
+        }
+        if flags:
+            assumptions["observed"]["central_moved"] = bool(flags & FLAG_AT_LIMIT)
+            assumptions["observed"]["beyond_assumptions"] = beyond
+    assumptions["warnings"] = warnings
+    return Impact.model_validate(  # each Range validated once, from its fields
+        {
+            "energy_wh": {"value": energy_wh[0], "low": energy_wh[1], "high": energy_wh[2]},
+            "carbon_g": {"value": carbon_g[0], "low": carbon_g[1], "high": carbon_g[2]},
+            "water_ml": {"value": water_ml[0], "low": water_ml[1], "high": water_ml[2]},
+            "breakdown_wh": breakdown_wh,
+            "carbon_breakdown_g": carbon_breakdown_g,
+            "water_breakdown_ml": water_breakdown_ml,
+            "cost_usd": cost_usd,
+            "assumptions": assumptions,
+        }
+    )
 
 
 def _beyond_note(itl: float, p: dict[str, Any]) -> str:
@@ -278,9 +337,42 @@ def _limit_note(itl: float, p: dict[str, Any]) -> str:
     )
 
 
-def _copy(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {k: _copy(v) for k, v in d.items()}
-    if isinstance(d, list):
-        return [_copy(v) for v in d]
-    return d
+def _copy(d: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a nested dict of lists and plain values: each Impact owns its assumptions
+    (the group's stay as they are). Leaves are immutable, so only containers are copied."""
+    out = dict(d)
+    for k, v in out.items():
+        t = type(v)
+        if t is dict:
+            out[k] = _copy(v)
+        elif t is list:
+            out[k] = _copy_list(v)
+    return out
+
+
+CopyPlan = tuple[tuple[str, Any], ...]
+
+
+def copy_plan(d: dict[str, Any]) -> CopyPlan:
+    """Which entries of a nested dict are containers, and theirs: all a copy must visit
+    (worked out once for a group's assumptions, whose shape does not change)."""
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        if type(v) is dict:
+            out.append((k, copy_plan(v)))
+        elif type(v) is list:
+            out.append((k, None))
+    return tuple(out)
+
+
+def _copy_by(d: dict[str, Any], plan: CopyPlan) -> dict[str, Any]:
+    """:func:`_copy` of a dict shaped as ``plan`` says."""
+    out = dict(d)
+    for k, sub in plan:
+        v = d[k]
+        out[k] = _copy_list(v) if sub is None else _copy_by(v, sub)
+    return out
+
+
+def _copy_list(v: list[Any]) -> list[Any]:
+    return [_copy(x) if type(x) is dict else _copy_list(x) if type(x) is list else x for x in v]

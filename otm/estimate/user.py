@@ -16,9 +16,10 @@ here too (``floor_ok``); the history itself lives in :mod:`.floor`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,8 +31,10 @@ __all__ = [
     "METHOD_LATENCY",
     "METHOD_TOKENS",
     "Columns",
+    "Row",
     "columns",
     "itl_columns",
+    "row",
 ]
 
 METHOD_ITL, METHOD_LATENCY, METHOD_TOKENS = 0, 1, 2
@@ -241,6 +244,59 @@ def columns(
         floor_ok=floor_ok,
         status=_obj(raw.get("status", "ok"), n),
         grid_override=_num(raw.get("grid_gco2e_per_kwh"), n) if "grid_gco2e_per_kwh" in raw else np.full(n, np.nan),
+    )
+
+
+class Row(NamedTuple):
+    """One request as plain floats: :func:`row`, the one-record twin of :class:`Columns`."""
+
+    provider: str | None
+    model: str | None
+    fresh_in: float
+    cached_in: float
+    output: float
+    duration_s: float
+    itl_s: float
+    method: int
+    floor_ok: bool
+    status: str | None
+
+
+def row(t: Telemetry, *, min_plausible_itl_s: float, min_tokens_for_floor: int) -> Row:
+    """:func:`columns` of one :class:`Telemetry`, in plain floats (the one-record path).
+
+    The same rules, value for value: ``tests/test_estimate_fast.py`` checks the
+    two agree record by record.
+    """
+    nan = math.nan
+    inp = max(float(t.input_tokens), 0.0)
+    cached = min(max(float(t.cached_input_tokens), 0.0), inp)
+    out = max(float(t.output_tokens), 0.0)
+    st, lt = t.start_time, t.last_token_time
+    end = lt if lt is not None else t.end_time
+    duration = nan if st is None or end is None else float(end) - float(st)
+    if not (duration >= 0.0 and math.isfinite(duration)):
+        duration = nan  # negative or non-finite durations are unknown, not errors
+    x = t.itl_s
+    itl = nan if x is None else float(x)
+    itl_ok = math.isfinite(itl) and itl >= min_plausible_itl_s
+    if itl_ok:
+        method = METHOD_ITL
+    elif math.isfinite(duration) and duration > 0 and out >= 1:
+        method = METHOD_LATENCY
+    else:
+        method = METHOD_TOKENS
+    return Row(
+        provider=t.provider,
+        model=t.model,
+        fresh_in=inp - cached,
+        cached_in=cached,
+        output=out,
+        duration_s=duration,
+        itl_s=itl if itl_ok else nan,
+        method=method,
+        floor_ok=itl_ok and t.visible_output_tokens >= min_tokens_for_floor,
+        status=t.status,
     )
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from otm.estimate.frames import Categorical, frame
+from otm.estimate.tables import Categorical, frame
 from otm.telemetry import Telemetry
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # LiteLLM's tokenizer lookup: no h
 litellm = pytest.importorskip("litellm")
 
 import otm
-from otm.capture import handoff, litellm_logger
+from otm.capture import handoff, litellm_logger, litellm_read
 from otm.capture.litellm_logger import provider_for
 from otm.testing.server import Scenario
 
@@ -271,7 +271,7 @@ def test_a_failing_record_never_breaks_the_call(
     def boom(*a: Any, **k: Any) -> None:
         raise RuntimeError("otm bug")
 
-    monkeypatch.setattr(litellm_logger, "_read_usage", boom)
+    monkeypatch.setattr(litellm_read, "read_usage", boom)
     r = litellm.completion(**_kw(server, "anthropic"))
     assert r.usage.prompt_tokens == IN
 

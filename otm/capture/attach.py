@@ -68,6 +68,68 @@ class RecordAttribute:
 _RECORD_ATTRIBUTE = RecordAttribute()
 
 
+class LazyRecordAttribute(RecordAttribute):
+    """``.otm`` on models whose record may not be attached yet when it is first read.
+
+    For integrations that learn of a call's end after it returned (LiteLLM's
+    callbacks): with no record attached, ``resolve(obj)`` finds (or finishes)
+    the record, which is then attached as :class:`RecordAttribute` does. A
+    resolver that finds none (or fails, logged once) leaves ``.otm`` missing.
+    """
+
+    def __init__(self, resolve: Callable[[Any], Any]) -> None:
+        self._resolve = resolve
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        d = object.__getattribute__(obj, "__dict__")
+        if type(d) is _RecordDict:
+            return d.record
+        try:
+            record = self._resolve(obj)
+        except Exception as exc:
+            log_once(f"resolve .otm on {type(obj).__name__}", exc)
+            record = None
+        if record is None:
+            raise AttributeError(ATTR)
+        if type(object.__getattribute__(obj, "__dict__")) is not _RecordDict:
+            self.__set__(obj, record)
+        return record
+
+
+class ResolvedAttribute:
+    """``.otm`` on plain objects (streams) whose record is found on first read: ``resolve(obj)``
+    or None (not ended yet); once found it is kept on the instance, where reads go next."""
+
+    def __init__(self, resolve: Callable[[Any], Any]) -> None:
+        self._resolve = resolve
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            record = self._resolve(obj)
+        except Exception as exc:
+            log_once(f"resolve .otm on {type(obj).__name__}", exc)
+            return None
+        if record is not None:
+            attach(obj, record)
+        return record
+
+
+def give_records(owner: type, attribute: Any) -> bool:
+    """Put ``attribute`` (an ``.otm`` descriptor) on ``owner`` once; True if it was put there.
+    It stays after ``uninstrument()``: records already made remain readable."""
+    current = owner.__dict__.get(ATTR)
+    if type(current) is type(attribute):
+        return False
+    setattr(owner, ATTR, attribute)
+    if isinstance(attribute, RecordAttribute):
+        _hide_in_dir(owner)
+    return True
+
+
 def _hide_in_dir(base: type) -> None:
     """``dir()`` of an instance without a record does not list ``otm``: code that reads every
     name ``dir()`` gives (LiteLLM does, on openai's models) must not meet a missing one."""

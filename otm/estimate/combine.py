@@ -321,7 +321,10 @@ def compute(
         # _central's rule for one request, skipping numpy when sample 0 stands
         cen = 0
         if (not feasible[0] or at_floor) and feasible[1:].any():
-            cen = int(_central(energy[None, :], feasible[None, :], np.array([at_floor]))[0])
+            # the same rule on one row (np.argsort of a row sorts as it does along axis 1)
+            e = np.where(feasible, energy, np.inf)
+            e[0] = np.inf
+            cen = int(np.argsort(e)[(int(np.count_nonzero(feasible[1:])) - 1) // 2])
         it1, total1 = float(it[cen]), float(energy[cen])
 
         def at1(a: np.ndarray) -> float:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import os
 import threading
 import time
@@ -43,7 +44,7 @@ _EMPTY.setflags(write=False)
 def _percentile(x: np.ndarray, q: float) -> float:
     """``np.percentile(x, q)`` (linear interpolation) without its overhead on small arrays."""
     pos = q / 100.0 * (x.size - 1)
-    i = int(np.floor(pos))
+    i = math.floor(pos)
     j = min(i + 1, x.size - 1)
     part = np.partition(x, (i, j)) if x.size > 256 else np.sort(x)
     f = pos - i
@@ -207,7 +208,11 @@ class FloorTracker:
     ) -> tuple[float, int] | None:
         """:meth:`floor` with ``extra``, then :meth:`observe` ``extra``, under one lock (what
         each estimate does). ``key``: the key's :func:`key_text`."""
-        a = extra[np.isfinite(extra) & (extra > 0)] if extra.size else extra
+        if extra.size == 1:  # one estimate: one latency, no numpy for its check
+            v = float(extra[0])
+            a = extra if math.isfinite(v) and v > 0 else _EMPTY
+        else:
+            a = extra[np.isfinite(extra) & (extra > 0)] if extra.size else extra
         with self._lock:
             self._load_locked()
             old = self._seen.get(key)

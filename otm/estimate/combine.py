@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .decode import Rates, invert, rates, step
+from .decode import Rates, invert, rates, step, step_time
 from .group import Group
 from .hardware import accelerator_power
 from .user import METHOD_ITL, METHOD_LATENCY, Columns, Row
@@ -240,7 +240,7 @@ def compute(
             # Faster than one sequence steps under a sample's assumptions. Within
             # the step model's own accuracy that is one sequence (a request alone
             # on its instance); beyond it, the sample cannot be right.
-            one = step(g.inst, 1.0, n, seq_b, at)[0]
+            one = step_time(g.inst, 1.0, n, seq_b, at)
             feasible = ~(below & (observed * (1.0 + cal.floor_tolerance) < one))
             # the central assumptions read the stream at their floor: the batch is
             # barely identified there, so the central figure is the feasible median
@@ -254,7 +254,7 @@ def compute(
             up = _where(is_itl, raw > 1.0, False)
             if up is not False and up.any():
                 if one is None:
-                    one = step(g.inst, 1.0, n, seq_b, at)[0]
+                    one = step_time(g.inst, 1.0, n, seq_b, at)
                 ramp = np.minimum(np.maximum((observed / one - 1.0) / cal.floor_tolerance, 0.0), 1.0)
                 raw = np.where(up, 1.0 + (raw - 1.0) * ramp, raw)
         batch = _where(timed, raw, g.batch_prior)

@@ -246,16 +246,7 @@ def estimate_many(
             out.kept[rows] = res["kept"]
         out.group[idx] = gi
         if price is not None:
-            cached_price = (
-                price.cached_input_per_m
-                if price.cached_input_per_m is not None
-                else price.input_per_m
-            )
-            out.cost_usd[idx] = (
-                sub.fresh_in * price.input_per_m
-                + sub.cached_in * cached_price
-                + sub.output * price.output_per_m
-            ) / 1e6
+            out.cost_usd[idx] = _cost(price, sub.fresh_in, sub.cached_in, sub.output)
         out.groups.append(_group_info(g, notes, floor_info, int(idx.size)))
     return out
 
@@ -366,9 +357,13 @@ def estimate(
     if not np.isfinite(stack[:3]).all():
         _not_finite()  # _finite's guard (x / 3600 is finite exactly where x is)
         np.nan_to_num(stack[:3], copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    acc, host, idle, fac = (_finite1(v) / 3600.0 for v in (r.acc_j, r.host_j, r.idle_j, r.fac_j))
-    c_op, c_emb = _finite1(r.carbon_op_g), _finite1(r.carbon_emb_g)
-    w_on, w_off = _finite1(r.water_on_ml), _finite1(r.water_off_ml)
+    parts: tuple[float, ...] = (
+        r.acc_j, r.host_j, r.idle_j, r.fac_j, r.carbon_op_g, r.carbon_emb_g, r.water_on_ml, r.water_off_ml
+    )
+    if not math.isfinite(sum(parts)):  # one check for the eight (a sum is finite if each is)
+        parts = tuple(_finite1(p) for p in parts)
+    acc, host, idle, fac = parts[0] / 3600.0, parts[1] / 3600.0, parts[2] / 3600.0, parts[3] / 3600.0
+    c_op, c_emb, w_on, w_off = parts[4:]
     v, lo, hi = summarise_one(stack, cal.percentiles, ok, r.central)
     v_l, lo_l, hi_l = v.tolist(), lo.tolist(), hi.tolist()
     e_c, c_c, w_c = acc + host + idle + fac, c_op + c_emb, w_on + w_off
@@ -379,8 +374,7 @@ def estimate(
     price = g.work.price
     cost: float | None = None
     if price is not None:
-        cached_price = price.cached_input_per_m if price.cached_input_per_m is not None else price.input_per_m
-        cost = (x.fresh_in * price.input_per_m + x.cached_in * cached_price + x.output * price.output_per_m) / 1e6
+        cost = _cost(price, x.fresh_in, x.cached_in, x.output)
         if not math.isfinite(cost):
             cost = None
     return impact(
@@ -403,6 +397,12 @@ def estimate(
 
 
 _NONE = np.empty(0)
+
+
+def _cost(price: Any, fresh: Any, cached: Any, output: Any) -> Any:
+    """US dollars at the published price per million tokens (arrays or numbers)."""
+    cached_price = price.cached_input_per_m if price.cached_input_per_m is not None else price.input_per_m
+    return (fresh * price.input_per_m + cached * cached_price + output * price.output_per_m) / 1e6
 
 
 def _finite1(x: float) -> float:

@@ -110,6 +110,8 @@ class Features:
     flop_dense: np.ndarray
     flop_routed: np.ndarray
     p_route: np.ndarray
+    pp: np.ndarray
+    """Pipeline stages (1: none)."""
     seq_bytes: np.ndarray
     seq_mem: np.ndarray
     attn: np.ndarray
@@ -154,6 +156,7 @@ def features(points: Sequence[Point]) -> Features:
             "flop_dense": i.flop_dense[0],
             "flop_routed": i.flop_routed[0],
             "p_route": i.p_route[0],
+            "pp": 1.0 if i.pp is None else i.pp[0],
             "seq_bytes": float(g.seq_bytes(ctx)[0]),
             "seq_mem": float(g.seq_memory(ctx)[0]),
             "attn": float(g.attn_coef[0] * ctx[0]),
@@ -287,6 +290,7 @@ def _instance(f: Features, c: Constants, host_scale: np.ndarray | None = None) -
         flop_routed=f.flop_routed,
         p_route=f.p_route,
         moe=True,
+        pp=f.pp if np.any(f.pp > 1.0) else None,
     )
 
 

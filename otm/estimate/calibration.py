@@ -128,6 +128,10 @@ class Calibration:
     """Streams shorter than this are too noisy to teach the per-deployment floor."""
     floor_min_streams: int = 5
     """A deployment's floor is learned only once this many clean, plausible streams are in."""
+    history_min_share: float = 0.1
+    """A deployment's history sets samples aside only if at least this share of them can
+    step as fast as it has shown; fewer (a handful of 64) cannot describe a range, and the
+    assumptions as a whole are then off for it: the history is noted, not applied (ESTIMATE)."""
     floor_window: int = 64
     """The floor reads the most recent streams of a deployment, at most this many (plus
     those of the batch being estimated): older ones age out."""

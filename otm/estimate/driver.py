@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -167,12 +167,19 @@ def _default_region(region: str | None, deployment: Deployment | None) -> str | 
     ``otm.configure(region=...)``), so every estimate sees what captured calls see."""
     if region or (deployment is not None and deployment.region):
         return region
+    global _configured_region
     try:
-        from otm.config import default_region
+        if _configured_region is None:
+            from otm.config import default_region
 
-        return default_region()
+            _configured_region = default_region
+        return _configured_region()
     except Exception:  # noqa: BLE001 - a broken config must not break an estimate
         return None
+
+
+_configured_region: Callable[[], str | None] | None = None
+"""``otm.config.default_region``, imported on the first estimate that needs it."""
 
 
 def estimate_many(

@@ -48,7 +48,7 @@ def _percentile(x: np.ndarray, q: float) -> float:
     j = min(i + 1, x.size - 1)
     part = np.partition(x, (i, j)) if x.size > 256 else np.sort(x)
     f = pos - i
-    return float(part[i] * (1.0 - f) + part[j] * f)
+    return float(part[i]) * (1.0 - f) + float(part[j]) * f  # float64 arithmetic either way
 
 
 def profile_path() -> Path:
@@ -220,8 +220,10 @@ class FloorTracker:
             vals = kept if extra.size == 0 else (extra if kept.size == 0 else np.concatenate((kept, extra)))
             res = None if vals.size < max(min_streams, 1) else (_percentile(vals, quantile), int(vals.size))
             if a.size:
-                new = a if old is None else np.concatenate((old, a))
-                self._seen[key] = new[-self._cap :].copy()
+                # the last cap values of old + a, in one new array
+                keep = self._cap - a.size
+                new = a[-self._cap :].copy() if old is None or keep <= 0 else np.concatenate((old[-keep:], a))
+                self._seen[key] = new
                 self._dirty = True
             if old is not None or a.size:
                 self._seen.move_to_end(key)

@@ -146,7 +146,13 @@ def write(path: Path, points: Sequence[Point], res: dict[str, Any], fits: dict[s
     add(h200.table(None))
     add("")
     add(
-        "Goal: within 10 % each: met (+1 %, -7 %, -6 %), each inside its range. Not independent in "
+        "Goal: within 10 % each: met for the two shorter requests (-7 %, -6 %), missed for "
+        "10000/1500 (-22 %); each inside its range. The long request steps 7 % above otm's "
+        "one-sequence step, inside the band where the batch is hardly identified, and its reading "
+        "is that sensitive to the engine's host time: with the typical host time taken as the "
+        "deployments' median (2.54 ms) it came out at -6 %, with their half-sample mode (2.40 ms, "
+        "chosen for the reason in docs/methodology.md \"Calibration\", not for this check) at "
+        "-22 %. Not independent in "
         "one respect, said plainly: the first comparison with this run read these requests as "
         "batches of 7-20 (0.10-0.18x), the small-batch trap DESIGN.md describes, and two rules were "
         "added after seeing it. Both use only the step model's own accuracy (`floor_tolerance`, the "

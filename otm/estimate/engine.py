@@ -145,8 +145,8 @@ def _centred(
 MODERN = _centred(
     MODERN_PRIOR,
     "ML.ENERGY v3 (vLLM 0.11.1)",
-    spread={"t0_s": 1.4},  # 90 % of the fitted deployments' host times (robust)
-    t0_s=2.540e-3,
+    spread={"t0_s": 1.39},  # 90 % of the fitted deployments' host times (robust)
+    t0_s=2.402e-3,
     c_seq_s=3.099e-05,
     a_coll_s=2.414e-05,
     a_ep_s=6.23e-05,

@@ -195,7 +195,7 @@ def history_mask(g: Group, itl_floor: float | None, streams: int) -> tuple[np.nd
     if kept / ok.size < g.cal.history_min_share:  # ok.mean(), as a count
         # none, or too few to describe a range: the assumptions, not the samples, are off
         return None, [
-            note + f": faster than {'all' if kept == 0 else 'all but a few'} of otm's assumptions "
+            note + f": faster than {'' if kept == 0 else 'all but a few of '}otm's assumptions "
             f"for {g.work.name} on {accel} allow at one sequence; the hardware, precision or engine "
             "is likely different (pass a Deployment)"
         ]

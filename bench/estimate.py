@@ -12,6 +12,9 @@ One estimate() is timed call by call: warm (the model, deployment and region
 seen before: what a user reading ``response.otm`` after every call pays) as a
 median and 90th percentile, per model, and cold (the first call for a model,
 which resolves it and draws its samples) with the estimator's caches emptied.
+The last two lines hold both against issue 10's goals (one warm estimate
+<= 40 us; estimate_many >= 100x faster per record than the 365 us one
+estimate took before the rewrite) and say whether each is met.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +39,12 @@ from otm.estimate.provider import model_work
 from otm.telemetry import Telemetry
 
 MODELS = (("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5"), ("google", "gemini-2.5-flash"))
+
+# Issue 10, "Speed of one estimate": one warm estimate in at most 40 us, and estimate_many
+# at least 100x faster per record than one estimate was before the rewrite (365 us).
+GOAL_SINGLE_US = 40.0
+SINGLE_BEFORE_US = 365.0
+GOAL_MANY_US = SINGLE_BEFORE_US / 100.0
 
 
 def synthetic(n: int, seed: int = 1) -> dict[str, np.ndarray]:
@@ -94,7 +104,14 @@ def main() -> int:
     ap.add_argument(
         "--objects", type=int, default=100_000, help="records timed from Telemetry objects"
     )
+    ap.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="only time the parts of one warm estimate (where the time goes), per model",
+    )
     args = ap.parse_args()
+    if args.breakdown:
+        return breakdown(to_telemetry(synthetic(args.single), args.single))
 
     cols = synthetic(args.records)
     estimate_many({k: v[:10] for k, v in cols.items()})  # warm caches (data tables, groups)
@@ -156,7 +173,85 @@ def main() -> int:
     print(
         f"total of the batch              : {tot.energy_wh:.4g} Wh, {tot.carbon_g:.4g} gCO2e, {tot.water_ml:.4g} mL"
     )
+    single_us = float(np.median(us))
+    many_us = 1e6 / vec_rate
+    print(_goal("one warm estimate (median)", single_us, GOAL_SINGLE_US))
+    print(_goal(f"estimate_many per record ({SINGLE_BEFORE_US:.0f} us / 100)", many_us, GOAL_MANY_US))
     return 0
+
+
+# The parts of one estimate, timed by wrapping the functions the driver and combine call
+# (each wrapper adds ~0.1 us): (module, name, label). Nested parts are listed after their
+# caller, and the caller's own time excludes them.
+_PARTS = (
+    ("driver", "row", "telemetry -> row"),
+    ("driver", "build_group", "group lookup (cached)"),
+    ("driver", "_learn", "deployment history (floor, mask)"),
+    ("driver", "compute", "compute: the physics over the samples"),
+    ("combine", "invert", "  decode.invert: batch from the step (Lambert W)"),
+    ("combine", "step", "  decode.step: step time at the batch"),
+    ("combine", "rates", "  decode.rates: the instance sized from the speed"),
+    ("driver", "summarise_one", "ranges (percentiles of the samples)"),
+    ("driver", "impact", "Impact: assumptions copied, validated"),
+)
+
+
+def breakdown(ts: list[Telemetry]) -> int:
+    """Median microseconds of each part of one warm estimate, per model (--breakdown)."""
+    import otm.estimate.combine as combine_mod
+    import otm.estimate.driver as driver_mod
+
+    mods = {"driver": driver_mod, "combine": combine_mod}
+    spent: dict[str, float] = {}
+    depth = [0.0]  # time spent in timed parts called from the part running now
+
+    def timed(label: str, f: Any) -> Any:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            outer = depth[0]
+            depth[0] = 0.0
+            t0 = time.perf_counter()
+            try:
+                return f(*a, **k)
+            finally:
+                dt = time.perf_counter() - t0
+                spent[label] = spent.get(label, 0.0) + dt - depth[0]
+                depth[0] = outer + dt
+
+        return wrapper
+
+    saved = [(mods[m], name, getattr(mods[m], name)) for m, name, _ in _PARTS]
+    for (_, name, label), (mod, _, f) in zip(_PARTS, saved, strict=True):
+        setattr(mod, name, timed(label, f))
+    try:
+        for t in ts[:50]:
+            estimate(t)
+        print(f"{'part of one warm estimate (median us per call)':50s}" + "".join(f"{m[1][:12]:>14s}" for m in MODELS))
+        table: dict[str, list[float]] = {}
+        for _, model in MODELS:
+            mine = [t for t in ts if t.model == model]
+            per: dict[str, list[float]] = {}
+            for t in mine:
+                spent.clear()
+                t0 = time.perf_counter()
+                estimate(t)
+                total = time.perf_counter() - t0
+                for label in [p[2] for p in _PARTS]:
+                    per.setdefault(label, []).append(spent.get(label, 0.0))
+                per.setdefault("the rest (driver: reduction, flags, cost)", []).append(total - sum(spent.values()))
+                per.setdefault("TOTAL", []).append(total)
+            for label, v in per.items():
+                table.setdefault(label, []).append(float(np.median(v)) * 1e6)
+        for label, v in table.items():
+            print(f"{label:50s}" + "".join(f"{x:14.1f}" for x in v))
+    finally:
+        for mod, name, f in saved:
+            setattr(mod, name, f)
+    return 0
+
+
+def _goal(what: str, got_us: float, goal_us: float) -> str:
+    verdict = "met" if got_us <= goal_us else f"NOT met ({got_us / goal_us:.1f}x over)"
+    return f"goal: {what} <= {goal_us:g} us: {got_us:,.2f} us -> {verdict}"
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from otm.estimate.calibration import DEFAULT
 from otm.estimate.group import history_mask
 from otm.estimate.hardware import hardware_plan
 from otm.estimate.provider import model_work
+from otm.estimate.results import summarise, summarise_one
 from otm.estimate.stamp import data_stamp
 from otm.estimate.user import METHODS, columns, row
 from otm.telemetry import Telemetry
@@ -269,3 +270,17 @@ def test_an_estimate_accepts_a_mapping_and_the_package_call() -> None:
     reset_floors()
     b = otm.estimate(t.model_dump(by_alias=True)).model_dump()
     assert _diff(a, b) is None
+
+
+def test_summarise_one_is_summarise_of_its_rows() -> None:
+    """The one-request reduction (summarise_one) gives summarise's figures for every allowed
+    set: all samples, some, none (then all), and a central sample other than 0."""
+    rng = np.random.default_rng(3)
+    x = rng.lognormal(size=(5, 65))
+    masks = [np.ones(65, bool), rng.random(65) > 0.5, np.zeros(65, bool), rng.random(65) > 0.9]
+    for ok in masks:
+        for cen in (0, 7):
+            one = summarise_one(x, (5.0, 95.0), ok, cen)
+            many = summarise(x, (5.0, 95.0), ok[None, :], cen)
+            for a, b in zip(one, many, strict=True):
+                assert np.array_equal(a, b), (ok.sum(), cen)

@@ -14,7 +14,7 @@ import pytest
 
 from otm import Deployment, Telemetry
 from otm.estimate import estimate
-from otm.estimate.decode import Instance, invert, step
+from otm.estimate.decode import Instance, invert, step, step_time
 from otm.estimate.engine import ENGINES, engine_for
 from otm.estimate.precision import from_label, from_name, resolve
 
@@ -186,3 +186,13 @@ def test_hybrid_state_is_read_per_sequence() -> None:
     # ML.ENERGY v3 (GPQA, H100): B=186 at 38.8 ms, B=15 at 10.6 ms; the state (27 layers x
     # 10240 x 128 x 4 bytes, read and written) makes the step rise ~0.15 ms per sequence
     assert 100 < slow["batch"] < 400
+
+
+@pytest.mark.parametrize("moe", [False, True])
+def test_the_step_time_alone_is_the_steps_time(moe: bool) -> None:
+    """decode.step_time (what a fast stream's one-sequence step uses) is step()'s time,
+    bit for bit, at one sequence and at serving batches."""
+    inst, n, seq = _instances(moe, seed=7)
+    for batch in (1.0, np.full(n.size, 37.0), np.geomspace(1.0, 4096.0, n.size)):
+        t, _, _ = step(inst, batch, n, seq)
+        assert np.array_equal(step_time(inst, batch, n, seq), t)

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .decode import Rates, invert, rates, step
+from .decode import Rates, invert, rates, step, step_time
 from .group import Group
 from .hardware import accelerator_power
 from .user import METHOD_ITL, METHOD_LATENCY, Columns, Row
@@ -240,7 +240,7 @@ def compute(
             # Faster than one sequence steps under a sample's assumptions. Within
             # the step model's own accuracy that is one sequence (a request alone
             # on its instance); beyond it, the sample cannot be right.
-            one = step(g.inst, 1.0, n, seq_b, at)[0]
+            one = step_time(g.inst, 1.0, n, seq_b, at)
             feasible = ~(below & (observed * (1.0 + cal.floor_tolerance) < one))
             # the central assumptions read the stream at their floor: the batch is
             # barely identified there, so the central figure is the feasible median
@@ -254,7 +254,7 @@ def compute(
             up = _where(is_itl, raw > 1.0, False)
             if up is not False and up.any():
                 if one is None:
-                    one = step(g.inst, 1.0, n, seq_b, at)[0]
+                    one = step_time(g.inst, 1.0, n, seq_b, at)
                 ramp = np.minimum(np.maximum((observed / one - 1.0) / cal.floor_tolerance, 0.0), 1.0)
                 raw = np.where(up, 1.0 + (raw - 1.0) * ramp, raw)
         batch = _where(timed, raw, g.batch_prior)
@@ -321,7 +321,10 @@ def compute(
         # _central's rule for one request, skipping numpy when sample 0 stands
         cen = 0
         if (not feasible[0] or at_floor) and feasible[1:].any():
-            cen = int(_central(energy[None, :], feasible[None, :], np.array([at_floor]))[0])
+            # the same rule on one row (np.argsort of a row sorts as it does along axis 1)
+            e = np.where(feasible, energy, np.inf)
+            e[0] = np.inf
+            cen = int(np.argsort(e)[(int(np.count_nonzero(feasible[1:])) - 1) // 2])
         it1, total1 = float(it[cen]), float(energy[cen])
 
         def at1(a: np.ndarray) -> float:

@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Instance", "Rates", "invert", "rates", "step"]
+__all__ = ["Instance", "Rates", "invert", "rates", "step", "step_time"]
 
 _LAMBERT_STEPS = 4
 _POLISH_STEPS = 2
@@ -180,16 +180,40 @@ def step(
     All arguments broadcast to (requests, samples); ``at``: the rates on ``n``
     when already computed (:func:`rates`).
     """
+    t, parts = _step(inst, batch, n, seq_bytes, at, True)
+    return t, parts[0], parts[1]  # type: ignore[index]  # asked for
+
+
+def step_time(
+    inst: Instance,
+    batch: np.ndarray | float,
+    n: np.ndarray,
+    seq_bytes: np.ndarray,
+    at: Rates | None = None,
+) -> np.ndarray:
+    """:func:`step`'s step time alone (the same arithmetic, without the kernels' split)."""
+    return _step(inst, batch, n, seq_bytes, at, False)[0]
+
+
+def _step(
+    inst: Instance,
+    batch: np.ndarray | float,
+    n: np.ndarray,
+    seq_bytes: np.ndarray,
+    at: Rates | None,
+    split: bool,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     r = rates(inst, n) if at is None else at
     if r.pp is not None:
         batch = micro_batch(batch, r.pp)
     d_mem = r.d_mem
     d_cmp = inst.flop_dense * (batch + inst.m_half) / r.fl
     kv = batch * seq_bytes / r.bw
-    dense_mem = d_mem >= d_cmp
     t = r.fixed + r.per_seq * batch + np.maximum(d_mem, d_cmp) + kv
-    mem = np.where(dense_mem, d_mem, 0.0) + kv
-    cmp = np.where(dense_mem, 0.0, d_cmp)
+    if split:
+        dense_mem = d_mem >= d_cmp
+        mem = np.where(dense_mem, d_mem, 0.0) + kv
+        cmp = np.where(dense_mem, 0.0, d_cmp)
     if inst.moe:
         touched = -np.expm1(batch * inst.log_q)
         r_mem = inst.w_routed * touched / r.bwk
@@ -197,9 +221,10 @@ def step(
         # plus m rows' worth of inefficiency per touched expert
         r_cmp = inst.flop_routed * (batch + inst.m_half * touched / inst.p_route) / r.fl
         t = t + np.maximum(r_mem, r_cmp)
-        mem = mem + np.where(r_mem >= r_cmp, r_mem, 0.0)
-        cmp = cmp + np.where(r_mem >= r_cmp, 0.0, r_cmp)
-    return t, mem, cmp
+        if split:
+            mem = mem + np.where(r_mem >= r_cmp, r_mem, 0.0)
+            cmp = cmp + np.where(r_mem >= r_cmp, 0.0, r_cmp)
+    return t, ((mem, cmp) if split else None)
 
 
 def invert(

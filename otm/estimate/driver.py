@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,7 +25,15 @@ from .calibration import DEFAULT, Calibration
 from .combine import compute
 from .floor import FLOORS, key_text
 from .group import Group, history_mask
-from .results import FLAG_AT_LIMIT, FLAG_IMPLAUSIBLE, ImpactBatch, copy_plan, impact, summarise
+from .results import (
+    FLAG_AT_LIMIT,
+    FLAG_IMPLAUSIBLE,
+    ImpactBatch,
+    copy_plan,
+    impact,
+    summarise,
+    summarise_one,
+)
 from .stamp import data_stamp
 from .user import METHOD_ITL, Columns, columns, row
 
@@ -159,12 +167,19 @@ def _default_region(region: str | None, deployment: Deployment | None) -> str | 
     ``otm.configure(region=...)``), so every estimate sees what captured calls see."""
     if region or (deployment is not None and deployment.region):
         return region
+    global _configured_region
     try:
-        from otm.config import default_region
+        if _configured_region is None:
+            from otm.config import default_region
 
-        return default_region()
+            _configured_region = default_region
+        return _configured_region()
     except Exception:  # noqa: BLE001 - a broken config must not break an estimate
         return None
+
+
+_configured_region: Callable[[], str | None] | None = None
+"""``otm.config.default_region``, imported on the first estimate that needs it."""
 
 
 def estimate_many(
@@ -238,16 +253,7 @@ def estimate_many(
             out.kept[rows] = res["kept"]
         out.group[idx] = gi
         if price is not None:
-            cached_price = (
-                price.cached_input_per_m
-                if price.cached_input_per_m is not None
-                else price.input_per_m
-            )
-            out.cost_usd[idx] = (
-                sub.fresh_in * price.input_per_m
-                + sub.cached_in * cached_price
-                + sub.output * price.output_per_m
-            ) / 1e6
+            out.cost_usd[idx] = _cost(price, sub.fresh_in, sub.cached_in, sub.output)
         out.groups.append(_group_info(g, notes, floor_info, int(idx.size)))
     return out
 
@@ -260,7 +266,9 @@ def _learn(
     what the assumptions report (docs/methodology.md "Learning from history")."""
     if not learn:
         return None, [], None
-    key = g.once("floor_key", lambda: key_text((g.plan.provider_id, g.work.model_id, deployment)))
+    key = g.memo.get("floor_key")
+    if key is None:
+        key = g.memo["floor_key"] = key_text((g.plan.provider_id, g.work.model_id, deployment))
     learned = FLOORS.floor_then_observe(
         key,
         seen,
@@ -273,19 +281,21 @@ def _learn(
     # the mask moves only when the floor does: the last one is kept with the group
     last = g.memo.get("history")
     if last is not None and last[0] == learned:
-        hist, notes = last[1], last[2]
+        hist, notes, share = last[1], last[2], last[3]
     else:
         hist, notes = history_mask(g, learned[0], learned[1])
+        # the share of samples 1..S kept (np.mean of the mask, as a count)
+        share = None
         if hist is not None:
             hist.setflags(write=False)
-        g.memo["history"] = (learned, hist, notes)
+            share = int(np.count_nonzero(hist[1:])) / (hist.size - 1)
+        g.memo["history"] = (learned, hist, notes, share)
     info = {
         "itl_floor_s": learned[0],
         "tokens_per_s": 1.0 / learned[0],
         "streams": learned[1],
         "quantile": cal.floor_quantile,
-        # the share of samples 1..S kept (np.mean of the mask, as a count)
-        "assumptions_kept": None if hist is None else int(np.count_nonzero(hist[1:])) / (hist.size - 1),
+        "assumptions_kept": share,
     }
     return hist, list(notes), info
 
@@ -343,43 +353,49 @@ def estimate(
     hist, notes, floor_info = _learn(g, deployment, cal, seen, True)
     r = compute(g, x, history_ok=hist)
 
-    # _chunk's reduction, for one request
+    # _chunk's reduction, for one request: the five per-sample figures in one array
     ok = r.feasible
-    cen = r.central
-    energy = _finite(r.energy_j) / 3600.0
-    carbon, water = _finite(r.carbon_g), _finite(r.water_ml)
-    acc, host, idle, fac = (_finite1(v) / 3600.0 for v in (r.acc_j, r.host_j, r.idle_j, r.fac_j))
-    c_op, c_emb = _finite1(r.carbon_op_g), _finite1(r.carbon_emb_g)
-    w_on, w_off = _finite1(r.water_on_ml), _finite1(r.water_off_ml)
-    stack = np.empty((5, energy.shape[0]))
-    stack[0], stack[1], stack[2], stack[3], stack[4] = energy, carbon, water, r.batch, r.count
-    v, lo, hi = summarise(stack, cal.percentiles, ok[None, :], cen)
-    lo_l, hi_l = lo.tolist(), hi.tolist()
-    central = (acc + host + idle + fac, c_op + c_emb, w_on + w_off)
-    e3, c3, w3 = ((central[i], min(lo_l[i], central[i]), max(hi_l[i], central[i])) for i in range(3))
+    stack = np.empty((5, ok.shape[0]))
+    np.divide(r.energy_j, 3600.0, out=stack[0])
+    stack[1] = r.carbon_g
+    stack[2] = r.water_ml
+    stack[3] = r.batch
+    stack[4] = r.count
+    if not np.isfinite(stack[:3]).all():
+        _not_finite()  # _finite's guard (x / 3600 is finite exactly where x is)
+        np.nan_to_num(stack[:3], copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    parts: tuple[float, ...] = (
+        r.acc_j, r.host_j, r.idle_j, r.fac_j, r.carbon_op_g, r.carbon_emb_g, r.water_on_ml, r.water_off_ml
+    )
+    if not math.isfinite(sum(parts)):  # one check for the eight (a sum is finite if each is)
+        parts = tuple(_finite1(p) for p in parts)
+    acc, host, idle, fac = parts[0] / 3600.0, parts[1] / 3600.0, parts[2] / 3600.0, parts[3] / 3600.0
+    c_op, c_emb, w_on, w_off = parts[4:]
+    v, lo, hi = summarise_one(stack, cal.percentiles, ok, r.central)
+    v_l, lo_l, hi_l = v.tolist(), lo.tolist(), hi.tolist()
+    e_c, c_c, w_c = acc + host + idle + fac, c_op + c_emb, w_on + w_off
     timed = x.method == METHOD_ITL
-    none_ok = not ok.any()
+    kept = int(np.count_nonzero(ok[1:]))
+    none_ok = kept == 0 and not ok[0]
     flags = FLAG_IMPLAUSIBLE if timed and none_ok else (FLAG_AT_LIMIT if timed and r.moved_by_speed else 0)
     price = g.work.price
     cost: float | None = None
     if price is not None:
-        cached_price = price.cached_input_per_m if price.cached_input_per_m is not None else price.input_per_m
-        cost = (x.fresh_in * price.input_per_m + x.cached_in * cached_price + x.output * price.output_per_m) / 1e6
+        cost = _cost(price, x.fresh_in, x.cached_in, x.output)
         if not math.isfinite(cost):
             cost = None
-    v_l = v.tolist()
     return impact(
         _group_info(g, notes, floor_info, 1),
         method=x.method,
         flags=flags,
         itl=x.itl_s,
-        kept=int(np.count_nonzero(ok[1:])) / (ok.size - 1),
+        kept=kept / (ok.size - 1),
         status=x.status,
         batch=(v_l[3], lo_l[3], hi_l[3]),
         count=(v_l[4], lo_l[4], hi_l[4]),
-        energy_wh=e3,
-        carbon_g=c3,
-        water_ml=w3,
+        energy_wh=(e_c, min(lo_l[0], e_c), max(hi_l[0], e_c)),
+        carbon_g=(c_c, min(lo_l[1], c_c), max(hi_l[1], c_c)),
+        water_ml=(w_c, min(lo_l[2], w_c), max(hi_l[2], w_c)),
         breakdown_wh={"accelerator": acc, "host": host, "idle": idle, "facility": fac},
         carbon_breakdown_g={"operational": c_op, "embodied": c_emb},
         water_breakdown_ml={"onsite": w_on, "offsite": w_off},
@@ -388,6 +404,12 @@ def estimate(
 
 
 _NONE = np.empty(0)
+
+
+def _cost(price: Any, fresh: Any, cached: Any, output: Any) -> Any:
+    """US dollars at the published price per million tokens (arrays or numbers)."""
+    cached_price = price.cached_input_per_m if price.cached_input_per_m is not None else price.input_per_m
+    return (fresh * price.input_per_m + cached * cached_price + output * price.output_per_m) / 1e6
 
 
 def _finite1(x: float) -> float:

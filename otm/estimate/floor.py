@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import os
 import threading
 import time
@@ -43,11 +44,11 @@ _EMPTY.setflags(write=False)
 def _percentile(x: np.ndarray, q: float) -> float:
     """``np.percentile(x, q)`` (linear interpolation) without its overhead on small arrays."""
     pos = q / 100.0 * (x.size - 1)
-    i = int(np.floor(pos))
+    i = math.floor(pos)
     j = min(i + 1, x.size - 1)
     part = np.partition(x, (i, j)) if x.size > 256 else np.sort(x)
     f = pos - i
-    return float(part[i] * (1.0 - f) + part[j] * f)
+    return float(part[i]) * (1.0 - f) + float(part[j]) * f  # float64 arithmetic either way
 
 
 def profile_path() -> Path:
@@ -207,7 +208,11 @@ class FloorTracker:
     ) -> tuple[float, int] | None:
         """:meth:`floor` with ``extra``, then :meth:`observe` ``extra``, under one lock (what
         each estimate does). ``key``: the key's :func:`key_text`."""
-        a = extra[np.isfinite(extra) & (extra > 0)] if extra.size else extra
+        if extra.size == 1:  # one estimate: one latency, no numpy for its check
+            v = float(extra[0])
+            a = extra if math.isfinite(v) and v > 0 else _EMPTY
+        else:
+            a = extra[np.isfinite(extra) & (extra > 0)] if extra.size else extra
         with self._lock:
             self._load_locked()
             old = self._seen.get(key)
@@ -215,8 +220,10 @@ class FloorTracker:
             vals = kept if extra.size == 0 else (extra if kept.size == 0 else np.concatenate((kept, extra)))
             res = None if vals.size < max(min_streams, 1) else (_percentile(vals, quantile), int(vals.size))
             if a.size:
-                new = a if old is None else np.concatenate((old, a))
-                self._seen[key] = new[-self._cap :].copy()
+                # the last cap values of old + a, in one new array
+                keep = self._cap - a.size
+                new = a[-self._cap :].copy() if old is None or keep <= 0 else np.concatenate((old[-keep:], a))
+                self._seen[key] = new
                 self._dirty = True
             if old is not None or a.size:
                 self._seen.move_to_end(key)

@@ -191,15 +191,16 @@ def history_mask(g: Group, itl_floor: float | None, streams: int) -> tuple[np.nd
         f"this deployment has shown steps of {itl_floor * 1e3:.3g} ms ({1.0 / itl_floor:.0f} tokens/s, "
         f"low quantile of {streams} streams)"
     )
-    if ok.mean() < g.cal.history_min_share:
+    kept = int(np.count_nonzero(ok))
+    if kept / ok.size < g.cal.history_min_share:  # ok.mean(), as a count
         # none, or too few to describe a range: the assumptions, not the samples, are off
         return None, [
-            note + f": faster than {'' if not ok.any() else 'all but a few of '}otm's assumptions "
+            note + f": faster than {'' if kept == 0 else 'all but a few of '}otm's assumptions "
             f"for {g.work.name} on {accel} allow at one sequence; the hardware, precision or engine "
             "is likely different (pass a Deployment)"
         ]
     return ok, [
-        note + f": {int((~ok).sum())} of {ok.size} sampled assumptions are too slow for it and are set aside"
+        note + f": {ok.size - kept} of {ok.size} sampled assumptions are too slow for it and are set aside"
     ]
 
 

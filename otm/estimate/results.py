@@ -20,7 +20,7 @@ from otm.impact import Impact, Range
 from . import tables
 from .user import METHOD_ITL, METHOD_LATENCY, METHOD_TOKENS, METHODS
 
-__all__ = ["FLAG_AT_LIMIT", "FLAG_IMPLAUSIBLE", "ImpactBatch", "copy_plan", "impact", "summarise"]
+__all__ = ["FLAG_AT_LIMIT", "FLAG_IMPLAUSIBLE", "ImpactBatch", "copy_plan", "impact", "summarise", "summarise_one"]
 
 _METHOD_NOTES = {
     METHOD_LATENCY: "not streamed: typical serving load assumed; the total latency (less an estimated time to first token) sets how long the request held it (wider range)",
@@ -81,6 +81,25 @@ def summarise(
     lo = np.minimum(_at(s, k, pcts[0]), v)
     hi = np.maximum(_at(s, k, pcts[1]), v)
     return v, lo, hi
+
+
+def summarise_one(
+    x: np.ndarray, pcts: tuple[float, float], ok: np.ndarray, central: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`summarise` of rows that share one set of allowed samples ``ok`` (shape (S+1,))
+    and one ``central`` sample: the figures of one request (the same values, fewer calls)."""
+    v = x[:, central]
+    if x.shape[1] < 2:
+        return v, v, v
+    okr = ok[1:]
+    k = int(np.count_nonzero(okr))
+    if k == 0 or k == okr.size:  # none allowed: all
+        k = okr.size
+        s = x[:, 1:].copy()
+    else:
+        s = x[:, 1:].take(np.flatnonzero(okr), axis=1)
+    s.sort(axis=1)
+    return v, np.minimum(_at(s, k, pcts[0]), v), np.maximum(_at(s, k, pcts[1]), v)
 
 
 def _at(s: np.ndarray, k: int | np.ndarray, p: float) -> np.ndarray:

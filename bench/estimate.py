@@ -37,6 +37,7 @@ from otm.estimate.driver import _WORKERS
 from otm.estimate.hardware import hardware_plan
 from otm.estimate.provider import model_work
 from otm.telemetry import Telemetry
+from otm.units import fmt_range
 
 MODELS = (("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5"), ("google", "gemini-2.5-flash"))
 
@@ -171,7 +172,8 @@ def main() -> int:
     )
     print(f"1M records one by one would take: {args.records / single_rate / 60:.1f} min")
     print(
-        f"total of the batch              : {tot.energy_wh:.4g} Wh, {tot.carbon_g:.4g} gCO2e, {tot.water_ml:.4g} mL"
+        f"total of the batch              : {fmt_range('energy', tot.energy_wh)}, "
+        f"{fmt_range('carbon', tot.carbon_g)}, {fmt_range('water', tot.water_ml)}"
     )
     single_us = float(np.median(us))
     many_us = 1e6 / vec_rate

@@ -69,6 +69,29 @@ def write(path: Path, points: Sequence[Point], res: dict[str, Any], fits: dict[s
     )
     add("")
     add(
+        "Ranges carry the step model's own error as one more sampled input, a discrepancy factor "
+        "on the decode's accelerator-seconds (docs/methodology.md, \"Ranges\"). Its spread, "
+        "x/k_low .. x k_high, is the one that covers the most leave-one-model-out measurements "
+        "while their median range stays within the goal's 3x width, and each split is scored with "
+        "a spread chosen without its test rows: a left-out model with the spread of the other 15 "
+        "models' leave-one-model-out ranges; *v2->v3* with the v2 models' ones, *v3->v2* with the "
+        "v3 models', a left-out GPU type with the other GPU types' rows. One leak is left in those "
+        "last three, said plainly: the leave-one-model-out fits whose ranges choose the spread were "
+        "fitted with the held-out generation's or GPU's rows in their training set. The spreads "
+        "chosen: "
+        + ", ".join(f"{n} x/{res[n]['k'][0]:g} .. x{res[n]['k'][1]:g}" for n in names if n in res and "k" in res[n])
+        + "; every left-out model got x/1.3-1.4 .. x2 (the packaged default is the joint one)."
+    )
+    add("")
+    add(
+        "Instances larger than one 8-GPU NVLink node (v2's Llama 3.1 405B on 16 H100 and Mixtral "
+        "8x22B on 16 A100, run as tensor parallel 8 x pipeline parallel 2) are modelled as vLLM's "
+        "documentation says to deploy them: tensor parallelism inside a node, pipeline stages "
+        "across nodes. Read as one 16-way tensor-parallel group they came out at 0.19-0.79x; as "
+        "two stages, 0.69-1.03x before refitting (docs/methodology.md, \"Pipeline parallelism\")."
+    )
+    add("")
+    add(
         f"Goal on every out-of-sample split (issue 10): median |error| <= {validate.GOAL['median_abs']:.0%}, "
         f">= {validate.GOAL['within_1_5']:.0%} within 1.5x, no configuration off by more than "
         f"{validate.GOAL['worst']:g}x, the measurement inside [low, high] >= {validate.GOAL['coverage']:.0%} "
@@ -123,7 +146,13 @@ def write(path: Path, points: Sequence[Point], res: dict[str, Any], fits: dict[s
     add(h200.table(None))
     add("")
     add(
-        "Goal: within 10 % each: met (+1 %, +3 %, -4 %), each inside its range. Not independent in "
+        "Goal: within 10 % each: met for the two shorter requests (-7 %, -6 %), missed for "
+        "10000/1500 (-22 %); each inside its range. The long request steps 7 % above otm's "
+        "one-sequence step, inside the band where the batch is hardly identified, and its reading "
+        "is that sensitive to the engine's host time: with the typical host time taken as the "
+        "deployments' median (2.54 ms) it came out at -6 %, with their half-sample mode (2.40 ms, "
+        "chosen for the reason in docs/methodology.md \"Calibration\", not for this check) at "
+        "-22 %. Not independent in "
         "one respect, said plainly: the first comparison with this run read these requests as "
         "batches of 7-20 (0.10-0.18x), the small-batch trap DESIGN.md describes, and two rules were "
         "added after seeing it. Both use only the step model's own accuracy (`floor_tolerance`, the "
@@ -176,7 +205,9 @@ GAPS = (
     "**gpt-oss (MXFP4)**: its kernel efficiencies are fitted on its two sizes; leaving one out "
     "leaves the other to teach them, which works for 120b -> 20b and less well the other way "
     "(0.5-1.9x at large batch on B200, where host-side per-sequence work and 4-bit GEMMs mix).",
-    "**Dense models on H100 and A100 (Llama 3.1, Qwen3, Nemotron on H100)**: medians of 4-32 %, "
-    "the B=1 reading of Llama 3.1 70B on 4 H100 at batch 62 under the legacy engine aside (its floor "
-    "is overestimated when the model is left out).",
+    "**Dense models on H100 and A100 (Llama 3.1, Mixtral, Qwen3 and Nemotron on H100)**: medians "
+    "of 4-24 %, and every Llama 3.1 70B/405B and Mixtral configuration within 3x now that "
+    "multi-node instances are read as pipeline stages. The exception is Llama 3.1 8B at batch 32 "
+    "on one A100, read as batch 4 (8.4x, inside its range): it steps barely above the "
+    "weight-read floor, where the batch is hardly identified.",
 )

@@ -185,6 +185,7 @@ def build_group(
         flop_routed=2.0 * routed_active * 1e9,
         p_route=p_route,
         moe=work.is_moe,
+        pp=_pipeline(plan.count, n, accels, a_idx, ep_flag),
     )
 
     # --- KV cache, recurrent state and attention
@@ -230,7 +231,9 @@ def build_group(
         ]
     )
     emb_rate = emb_opts[a_idx, np.arange(a_idx.size)]
-    cm = spread(work.compute_multiplier, u_size)
+    # the decode's accelerator-seconds carry the step model's own error on a
+    # deployment it was not fitted on (a discrepancy term, docs "Ranges")
+    cm = spread(work.compute_multiplier, u_size) * spread(cal.model_discrepancy, d["discrepancy"])
 
     g = Group(
         work=work,
@@ -286,6 +289,21 @@ def build_group(
     )
     g.assumptions.update(_assumptions(g, bytes_pp, ep_flag))
     return g
+
+
+def _pipeline(
+    count: int | None, n: np.ndarray, accels: Any, a_idx: np.ndarray, ep_flag: np.ndarray
+) -> np.ndarray | None:
+    """Pipeline stages per sample: a deployment of a given count larger than its scale-up
+    domain spans domains with pipeline stages, unless it shards experts (expert
+    parallelism spans domains itself). A hosted service sized from its speed keeps the
+    sizing's premise that its speed scales with its count (tensor and expert
+    parallelism). None: one stage."""
+    if count is None:
+        return None
+    dom = np.array([a.scale_up for a in accels], dtype=float)[a_idx]
+    pp = np.where(ep_flag > 0, 1.0, np.maximum(np.ceil(n / dom - 1e-9), 1.0))
+    return pp if np.any(pp > 1.0) else None
 
 
 def _assumptions(g: Group, bytes_pp: np.ndarray, ep_flag: np.ndarray) -> dict[str, Any]:

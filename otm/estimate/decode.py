@@ -77,6 +77,12 @@ class Instance:
     p_route: np.ndarray
     """k/E: the chance one token uses a given expert (1 for dense)."""
     moe: bool
+    pp: np.ndarray | None = None
+    """Pipeline stages of an instance larger than one scale-up domain (None: one stage).
+    Tensor parallelism stays inside a domain (an 8-GPU NVLink node), pipeline parallelism
+    spans domains: a token passes every stage in turn, so a step is that of one stage's
+    tensor-parallel group holding the whole model, at the batch of one micro-batch, while
+    the host prepares every micro-batch in turn (docs "Pipeline parallelism")."""
 
     @cached_property
     def log_q(self) -> np.ndarray:
@@ -109,6 +115,7 @@ class Rates(NamedTuple):
     request's speed, once per request for both."""
 
     n: np.ndarray
+    """Accelerators of one tensor-parallel group (all of them without pipeline stages)."""
     bw: np.ndarray
     bwk: np.ndarray
     fl: np.ndarray
@@ -120,6 +127,8 @@ class Rates(NamedTuple):
     """Seconds to read the dense weights once."""
     d: np.ndarray
     """Seconds of dense compute per token at full GEMM efficiency."""
+    pp: np.ndarray | None = None
+    """Pipeline stages (None: one)."""
 
 
 def rates(inst: Instance, n: np.ndarray, above_one: bool = False) -> Rates:
@@ -128,20 +137,31 @@ def rates(inst: Instance, n: np.ndarray, above_one: bool = False) -> Rates:
     ``above_one``: the caller knows n > 1 everywhere (a hosted instance sized from speed
     whose smallest count is above one), so the multi-accelerator terms always apply.
     """
+    pp = inst.pp
+    if pp is not None:
+        n = n / pp  # one stage's tensor-parallel group
     bwk = n * inst.bwk1
     fl = n * inst.f1
     per_seq = inst.per_seq_no_ep
     if per_seq is None:
         per_seq = inst.c_seq + inst.ep_tok / n if above_one else inst.per_seq(n)
+    fixed = inst.fixed_many if above_one else inst.fixed(n)
+    if pp is not None:
+        # the host prepares each micro-batch in turn between its stage steps: per
+        # inter-token interval, pp fixed host times and every sequence's own host
+        # work (written per sequence of one micro-batch: pp x c_seq)
+        fixed = fixed + (pp - 1.0) * inst.t0
+        per_seq = per_seq * pp
     return Rates(
         n=n,
         bw=n * inst.bw1,
         bwk=bwk,
         fl=fl,
-        fixed=inst.fixed_many if above_one else inst.fixed(n),
+        fixed=fixed,
         per_seq=per_seq,
         d_mem=inst.w_dense / bwk,
         d=inst.flop_dense / fl,
+        pp=pp,
     )
 
 
@@ -161,6 +181,8 @@ def step(
     when already computed (:func:`rates`).
     """
     r = rates(inst, n) if at is None else at
+    if r.pp is not None:
+        batch = micro_batch(batch, r.pp)
     d_mem = r.d_mem
     d_cmp = inst.flop_dense * (batch + inst.m_half) / r.fl
     kv = batch * seq_bytes / r.bw
@@ -190,6 +212,22 @@ def invert(
     """The batch whose step time is ``target`` (unclipped: below 1 when even one
     sequence steps slower than ``target``)."""
     r0 = rates(inst, n) if at is None else at
+    if r0.pp is not None:
+        b = _invert(inst, target, seq_bytes, r0)
+        return np.where(b > 1.0, b * r0.pp, b)
+    return _invert(inst, target, seq_bytes, r0)
+
+
+def micro_batch(batch: np.ndarray | float, pp: np.ndarray) -> np.ndarray:
+    """Sequences in one micro-batch when ``batch`` fill ``pp`` pipeline stages: up to one
+    sequence alone; then one per stage until every stage holds one (the step does not
+    grow); then ``batch / pp``."""
+    b = np.asarray(batch, dtype=float)
+    return np.where(b >= pp, b / pp, np.minimum(b, 1.0))
+
+
+def _invert(inst: Instance, target: np.ndarray, seq_bytes: np.ndarray, r0: Rates) -> np.ndarray:
+    """:func:`invert` for one tensor-parallel group (the micro-batch)."""
     s = r0.per_seq + seq_bytes / r0.bw
     room = target - r0.fixed
     d_mem = r0.d_mem

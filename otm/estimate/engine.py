@@ -146,25 +146,25 @@ MODERN = _centred(
     MODERN_PRIOR,
     "ML.ENERGY v3 (vLLM 0.11.1)",
     spread={"t0_s": 1.39},  # 90 % of the fitted deployments' host times (robust)
-    t0_s=2.572e-3,
-    c_seq_s=2.978e-5,
-    a_coll_s=2.325e-5,
-    a_ep_s=6.636e-5,
-    b_ep_s=4.696e-7,
-    fp8_bandwidth=0.3886,
-    fp8_compute=0.6880,
-    w4a16_bandwidth=0.7966,
-    w4a16_compute=0.3944,
-    fp4_bandwidth=0.8218,
-    fp4_compute=0.2177,
+    t0_s=2.402e-3,
+    c_seq_s=3.099e-05,
+    a_coll_s=2.414e-05,
+    a_ep_s=6.23e-05,
+    b_ep_s=3.685e-07,
+    fp8_bandwidth=0.3933,
+    fp8_compute=0.6918,
+    w4a16_bandwidth=0.7969,
+    w4a16_compute=0.3769,
+    fp4_bandwidth=0.8145,
+    fp4_compute=0.2077,
 )
 LEGACY = _centred(
     LEGACY_PRIOR,
     "ML.ENERGY v2 (vLLM 0.4.2)",
     spread={"t0_s": 4.0},  # the v2 deployments' host times spread widely (capped at 4x)
-    t0_s=1.637e-2,
-    c_seq_s=4.013e-4,
-    a_coll_s=4.775e-4,
+    t0_s=2.0e-2,  # at the prior's upper bound
+    c_seq_s=0.0004015,
+    a_coll_s=0.0003987,
 )
 
 # Production serving at the large providers: the modern engine with the host

@@ -191,10 +191,12 @@ def history_mask(g: Group, itl_floor: float | None, streams: int) -> tuple[np.nd
         f"this deployment has shown steps of {itl_floor * 1e3:.3g} ms ({1.0 / itl_floor:.0f} tokens/s, "
         f"low quantile of {streams} streams)"
     )
-    if not ok.any():
+    if ok.mean() < g.cal.history_min_share:
+        # none, or too few to describe a range: the assumptions, not the samples, are off
         return None, [
-            note + f": faster than otm's assumptions for {g.work.name} on {accel} allow at one "
-            "sequence; the hardware, precision or engine is likely different (pass a Deployment)"
+            note + f": faster than {'' if not ok.any() else 'all but a few of '}otm's assumptions "
+            f"for {g.work.name} on {accel} allow at one sequence; the hardware, precision or engine "
+            "is likely different (pass a Deployment)"
         ]
     return ok, [
         note + f": {int((~ok).sum())} of {ok.size} sampled assumptions are too slow for it and are set aside"

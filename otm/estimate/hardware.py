@@ -77,6 +77,9 @@ class Accel:
     max_instance: float = 144.0
     """The largest serving instance (accelerators) plausible for this type: see
     :func:`max_instance`."""
+    scale_up: float = 8.0
+    """Accelerators in one scale-up domain (one NVLink node, an NVL72 rack, a TPU slice):
+    tensor parallelism stays inside it; see :func:`scale_up_domain`."""
 
     def path(self, path: str) -> str:
         """The kernels a precision path runs on this accelerator: 4-bit floating point is
@@ -164,6 +167,7 @@ def _accel(spec: AcceleratorSpec) -> Accel:
         host_embodied_kg=host_emb,
         lifetime_s=spec.lifetime_years * SECONDS_PER_YEAR,
         max_instance=max_instance(spec),
+        scale_up=scale_up_domain(spec),
     )
 
 
@@ -198,6 +202,22 @@ def max_instance(spec: AcceleratorSpec) -> float:
     if spec.kind == "gpu" and ("pcie" in ident or "rtx" in ident or spec.memory_gb < 40):
         return _MAX_INSTANCE_PCIE
     return _MAX_INSTANCE_NVLINK_NODES
+
+
+# Accelerators joined by the scale-up fabric that tensor parallelism needs
+# (docs "Pipeline parallelism"): an HGX/DGX board links 8 SXM GPUs by NVLink
+# (`nvidia-hgx`); a GB200/GB300 NVL72 rack links 72; a TPU slice, a Trn2
+# UltraServer and an inf2.48xlarge link their whole instance (the
+# max_instance figures above); PCIe cards serve from one 8-card server.
+# Serving engines keep tensor parallelism inside such a domain and span
+# domains with pipeline stages (vLLM's distributed-serving guide, `vllm-dist`).
+_SCALE_UP_NVLINK_NODE = 8.0
+
+
+def scale_up_domain(spec: AcceleratorSpec) -> float:
+    """Accelerators in one scale-up domain of this type."""
+    m = max_instance(spec)
+    return m if m != _MAX_INSTANCE_NVLINK_NODES else _SCALE_UP_NVLINK_NODE
 
 
 # Last resort when even the default accelerator is missing from the data (a

@@ -41,6 +41,7 @@ DIMENSIONS: tuple[str, ...] = (
     "region",  # which of the provider's regions
     "grid_spread",
     "embodied",
+    "discrepancy",  # the step model's own error on deployments it was not fitted on
 )
 
 

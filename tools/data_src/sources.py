@@ -882,6 +882,21 @@ SOURCES: list[S] = [
         "https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html",
         accessed="2026",
     ),
+    _s(
+        "vllm-dist",
+        "vLLM documentation, 'Distributed Inference and Serving' (v0.5.5 onwards)",
+        None,
+        "https://docs.vllm.ai/en/v0.5.5/serving/distributed_serving.html",
+        note="common practice: tensor parallel size = GPUs per node, pipeline parallel size = number of nodes (16 GPUs in 2 nodes: TP 8, PP 2)",
+        accessed="2026",
+    ),
+    _s(
+        "nvidia-hgx",
+        "NVIDIA HGX platform (HGX A100/H100/H200/B200: 8 SXM GPUs joined by NVLink and NVSwitch per board)",
+        None,
+        "https://www.nvidia.com/en-us/data-center/hgx/",
+        accessed="2026",
+    ),
     # --- model cards and papers (open weights)
     _s(
         "llama2-paper",

@@ -3,17 +3,18 @@
 Runs the real litellm package against the local fake provider server
 (``otm.testing.server``) and measures otm's own work, directly:
 
-* per chunk: nothing where LiteLLM assembles a stream's response for its
-  callback (otm sees the end there, once per stream); where it does not, the
-  fallback layer on ``CustomStreamWrapper.__next__`` / ``__anext__`` (it
-  catches the final StopIteration), timed on a bare iterator patched the same way;
+* per chunk: otm's layer on ``CustomStreamWrapper.__next__`` / ``__anext__``
+  (a clock read and attribute reads: the chunk's time, whether it carried
+  output; it also sees a stream cut short), timed on a bare iterator patched
+  the same way and returning a real LiteLLM chunk;
 * per call: LiteLLM's pre- and post-API-call hooks as otm handles them;
 * the first read of ``.otm`` before LiteLLM's callback ran (LiteLLM's callback
   is held back until after it): the record is built then, on the caller's
   thread, instead of on LiteLLM's worker thread; then LiteLLM's late callback
   (it finds the call finished) and a later read (an attribute read);
 * end to end: ``litellm.completion`` with and without otm (median wall time),
-  for scale: LiteLLM's own per-call work is far larger than otm's.
+  for scale: LiteLLM's own per-call work is far larger than otm's; and a whole
+  streamed call read to its end, with otm's difference spread over its chunks.
 
     python bench/litellm_otm.py            # N=300 calls per measurement
     python bench/litellm_otm.py --n 1000
@@ -46,31 +47,35 @@ def _best_us(fn: Any, n: int, repeat: int = 7) -> float:
 
 
 def per_chunk() -> dict[str, float]:
-    """The fallback stream-end layer on ``__next__`` / ``__anext__``, per chunk (no LiteLLM)."""
+    """otm's layer on ``CustomStreamWrapper.__next__`` / ``__anext__``, per chunk (no LiteLLM):
+    a clock read and attribute reads (did the chunk carry output?), on a real LiteLLM chunk."""
     import wrapt
+    from litellm.types.utils import Delta, ModelResponseStream, StreamingChoices
 
-    from otm.capture import litellm_attach
+    from otm.capture import litellm_calls, litellm_streams
+    from otm.capture.call import Call
+
+    chunk = ModelResponseStream(choices=[StreamingChoices(delta=Delta(content="tok"))])
 
     class Bare:
-        def __init__(self) -> None:
-            self.i = 0
+        def __next__(self) -> Any:
+            return chunk
 
-        def __next__(self) -> int:
-            self.i += 1
-            return self.i
-
-        async def __anext__(self) -> int:
-            self.i += 1
-            return self.i
+        async def __anext__(self) -> Any:
+            return chunk
 
     class Layered(Bare):
         pass
 
     Layered.__next__ = Bare.__next__  # type: ignore[method-assign]
     Layered.__anext__ = Bare.__anext__  # type: ignore[method-assign]
-    wrapt.wrap_function_wrapper(Layered, "__next__", litellm_attach._sync_end())
-    wrapt.wrap_function_wrapper(Layered, "__anext__", litellm_attach._async_end())
+    end = litellm_calls.stream_ended
+    wrapt.wrap_function_wrapper(Layered, "__next__", litellm_streams.next_layer(end))
+    wrapt.wrap_function_wrapper(Layered, "__anext__", litellm_streams.anext_layer(end))
     bare, layered = Bare(), Layered()
+    flight = litellm_calls._Flight(Call("bench", "chat", "m"), None, "bench")
+    flight.observe = litellm_streams.observe_chat
+    layered.__dict__[litellm_streams.FLIGHT] = flight
     out = {
         "next_bare_us": _best_us(lambda: next(bare), 200_000),
         "next_layered_us": _best_us(lambda: next(layered), 200_000),
@@ -202,6 +207,51 @@ def end_to_end(server: Any, n: int) -> dict[str, float]:
     return {"bare_ms": bare, "otm_ms": mine, "ratio": mine / bare}
 
 
+def stream_end_to_end(server: Any, n: int, tokens: int = 200) -> dict[str, float]:
+    """Median wall time of reading a whole ``litellm.completion(stream=True)`` of ``tokens``
+    chunks, without and with otm (alternating batches): what otm adds per streamed chunk."""
+    import litellm
+
+    import otm
+    from otm.testing.server import Scenario
+
+    server.scenario = Scenario(output_tokens=tokens, ttfb_s=0.0, gap_s=0.0)
+    kw = {
+        "model": "anthropic/claude-sonnet-4-5",
+        "api_base": server.anthropic_base_url,
+        "api_key": "bench",
+        "messages": MESSAGES,
+        "max_retries": 0,
+        "stream": True,
+    }
+    times: dict[str, list[float]] = {"bare": [], "otm": []}
+    perf = time.perf_counter
+    runs = max(2, n // 30)
+    for round_ in range(10):
+        for variant in ("bare", "otm") if round_ % 2 == 0 else ("otm", "bare"):
+            if variant == "otm":
+                otm.instrument(["litellm"])
+            for _ in range(runs):
+                t = perf()
+                stream = litellm.completion(**kw)
+                for _ in stream:
+                    pass
+                if variant == "otm":
+                    stream.otm  # noqa: B018 - the read the user makes
+                times[variant].append(perf() - t)
+            otm.uninstrument()
+            time.sleep(0.2)  # LiteLLM's callbacks for this batch
+    bare = statistics.median(times["bare"]) * 1e3
+    mine = statistics.median(times["otm"]) * 1e3
+    return {
+        "tokens": float(tokens),
+        "bare_ms": bare,
+        "otm_ms": mine,
+        "ratio": mine / bare,
+        "per_chunk_us": (mine - bare) * 1e3 / tokens,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300, help="calls per measurement")
@@ -217,14 +267,12 @@ def main() -> int:
     print(f"litellm {importlib.metadata.version('litellm')}")
     from otm.capture import litellm_attach
 
-    layers = sorted(name for _, name, _ in litellm_attach.targets())
-    print(f"stream end seen at: {', '.join(layers)}")
+    layers = sorted({name for _, name, _ in litellm_attach.targets()})
+    print(f"otm's layer on LiteLLM: {', '.join(layers)}")
     chunk = per_chunk()
     print(
-        "per chunk: nothing unless the fallback layer is in use: __next__ {next_bare_us:.3f} ->"
-        " {next_layered_us:.3f} us; __anext__ {anext_bare_us:.3f} -> {anext_layered_us:.3f} us".format(
-            **chunk
-        )
+        "per chunk, otm's layer: __next__ {next_bare_us:.3f} -> {next_layered_us:.3f} us;"
+        " __anext__ {anext_bare_us:.3f} -> {anext_layered_us:.3f} us".format(**chunk)
     )
     with FakeProviderServer(Scenario()) as server:
         otm.instrument(["litellm"])
@@ -248,6 +296,12 @@ def main() -> int:
         print(
             "end to end, litellm.completion + .otm: {bare_ms:.2f} ms bare, {otm_ms:.2f} ms with otm"
             " ({ratio:.3f}x)".format(**e2e)
+        )
+        s2e = stream_end_to_end(server, args.n)
+        print(
+            "end to end, a {tokens:.0f}-chunk litellm.completion(stream=True) read + .otm:"
+            " {bare_ms:.2f} ms bare, {otm_ms:.2f} ms with otm ({ratio:.3f}x,"
+            " {per_chunk_us:+.2f} us per chunk)".format(**s2e)
         )
     return 0
 

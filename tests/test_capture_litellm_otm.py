@@ -182,7 +182,13 @@ def check(record: Any, spy: Spy, cid: str, *, streamed: bool) -> None:
     # LiteLLM's end_time comes after its own post-processing (or worker's turn).
     assert seen["end"].timestamp() - SLACK <= t.end_time <= seen["end"].timestamp() + 0.01
     if streamed:
-        assert t.first_token_time == pytest.approx(seen["first"].timestamp(), abs=1e-6)
+        # the first chunk is LiteLLM's own stamp; the first and last tokens, and the
+        # chunk counts, otm's layer on LiteLLM's stream saw as the caller read them
+        assert t.first_chunk_time == pytest.approx(seen["first"].timestamp(), abs=1e-6)
+        assert t.first_chunk_time <= t.first_token_time < t.first_chunk_time + GAP
+        assert t.content_chunk_count == OUT and t.chunk_count >= OUT
+        assert t.last_token_time - t.first_token_time >= (OUT - 1) * GAP * 0.5
+        assert t.last_token_time <= t.end_time
         assert t.duration_s >= t.ttft_s + (OUT - 1) * GAP * 0.5
     else:
         assert t.first_token_time == t.last_token_time == t.end_time
@@ -254,15 +260,6 @@ async def test_async_stream_carries_otm_once_it_ends(
     check(got, spy, call_id(stream), streamed=True)
 
 
-def test_stream_left_unfinished_has_no_record(server: Any, records: list[Any]) -> None:
-    stream = litellm.completion(**_kw(server, "anthropic", stream=True))
-    next(iter(stream))
-    assert stream.otm is None
-    stream.close()
-    assert stream.otm is None
-    assert settle(records, timeout=0.3) == []
-
-
 # --------------------------------------------------------------------------- other call types
 
 
@@ -329,20 +326,6 @@ def test_text_completion_stream_carries_otm(server: Any, records: list[Any], spy
     assert got is not None and got.telemetry.operation == "completion"
     assert settle(records) == [got]
     check(got, spy, call_id(stream.completion_stream), streamed=True)
-
-
-async def test_async_text_completion_stream_is_recorded_without_otm(
-    server: Any, records: list[Any]
-) -> None:
-    # Known gap (docs/integrations.md): atext_completion hands back a wrapper
-    # around an async generator that hides LiteLLM's stream, so there is no
-    # call id to find the record by; LiteLLM's callback still records it once.
-    stream = await litellm.atext_completion(**_text_stream(server))
-    async for _ in stream:
-        pass
-    assert stream.otm is None
-    records_now = await asettle(records)
-    assert len(records_now) == 1 and records_now[0].telemetry.streamed
 
 
 # --------------------------------------------------------------------------- exactly once, either order
@@ -453,3 +436,52 @@ def test_not_recorded_means_no_otm(server: Any, records: list[Any]) -> None:
     r = litellm.completion(**_kw(server, "anthropic"))
     assert not hasattr(r, "otm")
     assert settle(records, timeout=0.3) == []
+
+
+# --------------------------------------------------------------------------- many calls, read late
+
+BATCH = 1_100
+"""More calls than otm keeps finished records for by id (``_MAX_FINISHED``): a batch
+read afterwards, or LiteLLM's callbacks lagging that far behind the reads."""
+
+
+def test_a_batch_of_text_completions_read_afterwards_all_carry_otm(
+    server: Any, records: list[Any]
+) -> None:
+    # text_completion converts LiteLLM's chat response into the object the caller
+    # gets; LiteLLM's callback logs the chat response. Read after the whole batch,
+    # each result still finds its own record (not only the last 1,024).
+    assert BATCH > litellm_calls._MAX_FINISHED
+    server.scenario = Scenario(input_tokens=IN, output_tokens=1)
+    kw = {"model": "openai/gpt-4o-mini", "api_base": server.openai_base_url, "api_key": "t"}
+    results = [litellm.text_completion(prompt=f"hi {i}", **kw) for i in range(BATCH)]
+    settle(records, BATCH, timeout=30)
+    got = [getattr(r, "otm", None) for r in results]
+    assert all(g is not None for g in got)
+    assert len({id(g) for g in got}) == BATCH
+    assert len(records) == BATCH and {id(r) for r in records} == {id(g) for g in got}
+    assert [g.telemetry.request_id for g in got] == [
+        r._hidden_params.additional_headers["llm_provider-x-request-id"] for r in results
+    ]
+
+
+def test_callbacks_lagging_a_batch_of_reads_add_no_record(
+    server: Any, records: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each .otm is read at once (the read finishes the call), while LiteLLM's
+    # callbacks are held back until the whole batch is done (a busy logging
+    # worker): each late callback finds its call finished.
+    held: list[tuple[Any, ...]] = []
+    success = litellm_calls.success
+    monkeypatch.setattr(litellm_calls, "success", lambda *a: held.append(a))
+    server.scenario = Scenario(input_tokens=IN, output_tokens=1)
+    kw = _kw(server, "anthropic")
+    got = [litellm.completion(**kw).otm for _ in range(BATCH)]
+    assert len(records) == BATCH and all(g is not None for g in got)
+    deadline = time.monotonic() + 30
+    while len(held) < BATCH and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(held) == BATCH
+    for args in held:
+        success(*args)
+    assert len(records) == BATCH

@@ -18,13 +18,19 @@ it is made once: the first claims the call, the other finds it finished. A
 reader that finds another thread finishing the call waits for that thread,
 which is already running (never for a callback still to come); in one thread
 (an event loop) that cannot happen.
+
+A stream the caller breaks off gets no callback from LiteLLM: otm's layer on
+the stream (:mod:`.litellm_streams`) finishes it here (:func:`cut`) on a
+close, an exception or cancellation in its iteration, or when the garbage
+collector frees it, with what it carried so far.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections import OrderedDict
+import weakref
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -33,12 +39,16 @@ from otm.capture import handoff
 from otm.capture.attach import attach
 from otm.capture.call import Call, _perf
 from otm.capture.litellm_read import (
+    fill_exception,
     fill_failure,
+    fill_partial,
     fill_success,
     first_chunk,
+    input_text,
     new_call,
     operation,
     perf_of,
+    request_id_of,
     response_end,
     wall_of,
 )
@@ -48,13 +58,20 @@ if TYPE_CHECKING:
     from otm.record import Record
 
 _MAX_PENDING = 10_000
-"""Calls whose end LiteLLM never reports (an abandoned stream) are forgotten past this many."""
+"""A bound on the calls in flight. Every call ends (LiteLLM's callback, a first read, or
+its stream's own end, cut short included); one that somehow never does is dropped,
+unrecorded, past this many."""
 
 _MAX_FINISHED = 1_024
-"""Finished calls remembered by id: a late callback is skipped, a late ``.otm`` read is
-answered. A response that was handed its record keeps it for good; one whose record
-went to another object (``text_completion`` converts LiteLLM's chat response) finds it
-here for this many later calls."""
+"""Finished calls whose record is kept by id, for a late ``.otm`` read. Every object
+LiteLLM hands the caller is given its record directly (a response, a stream, the
+``TextCompletionResponse`` that ``text_completion`` converts LiteLLM's chat response
+into), so this serves only a read racing the finish."""
+
+_MAX_DONE = 1 << 16
+"""Finished calls remembered (by the hash of their id: a few MB at most) so that
+LiteLLM's callback, when it comes after a read finished the call, is skipped: its
+worker may lag that many calls behind before a call could be recorded twice."""
 
 _WAIT_S = 5.0
 """How long a reader waits for another thread that is finishing the same call."""
@@ -63,12 +80,27 @@ _WAIT_S = 5.0
 class _Flight:
     """One LiteLLM call otm is recording, from its pre-API-call hook to its record."""
 
-    __slots__ = ("assembled", "call", "kwargs", "owner", "t_response", "t_stream_end", "waiter")
+    __slots__ = (
+        "assembled",
+        "call",
+        "cid",
+        "finalizer",
+        "kwargs",
+        "observe",
+        "owner",
+        "partial",
+        "reading",
+        "t_response",
+        "t_stream_end",
+        "waiter",
+    )
 
-    def __init__(self, call: Call, kwargs: Mapping[str, Any]) -> None:
+    def __init__(self, call: Call, kwargs: Mapping[str, Any] | None, cid: str = "") -> None:
         self.call = call
+        self.cid = cid
         self.kwargs = kwargs
-        """LiteLLM's details of the call (one dict it keeps filling: first-chunk time, ...)."""
+        """LiteLLM's details of the call (one dict it keeps filling: first-chunk time, ...);
+        None once the call is a stream (:func:`watch_stream`): the details name the stream."""
         self.t_response: float | None = None
         """When LiteLLM last had a provider response (its post-API-call hook)."""
         self.t_stream_end: float | None = None
@@ -79,12 +111,26 @@ class _Flight:
         """The thread finishing the call (set once, by whoever is first)."""
         self.waiter: threading.Event | None = None
         """Made only when a reader waits for another thread's finish."""
+        # A stream's, set by watch_stream:
+        self.observe: Callable[[Call, Any], None] | None = None
+        """Reads one chunk into the call (clock and attribute reads)."""
+        self.partial: Any = None
+        """What a stream cut short is read from: the chunks LiteLLM keeps (chat)."""
+        self.reading = False
+        """LiteLLM's iteration is running: a close from inside it is LiteLLM's own."""
+        self.finalizer: weakref.finalize[Any, Any] | None = None
 
 
 _flights: OrderedDict[str, _Flight] = OrderedDict()
 _finished: OrderedDict[str, Record | None] = OrderedDict()
-_lock = threading.Lock()
+_done: set[int] = set()
+_done_order: deque[int] = deque()
+# Reentrant: the garbage collector may free a stream, and cut its call, while this
+# thread holds the lock.
+_lock = threading.RLock()
 _anonymous = itertools.count()
+_DROPPED = -1
+"""A flight's owner once it is dropped unfinished (uninstrument, too many pending)."""
 
 # What a claim found.
 _MINE, _BUSY, _DONE, _NOT_YET = range(4)
@@ -96,8 +142,8 @@ def _claim(cid: str, ready: Callable[[_Flight], bool] | None = None) -> tuple[in
     (_NOT_YET, None): unknown, or not ``ready`` to be finished by this reader."""
     me = threading.get_ident()
     with _lock:
-        if cid in _finished:
-            return _DONE, _finished[cid]
+        if _is_done(cid):
+            return _DONE, _finished.get(cid)
         flight = _flights.get(cid)
         if flight is None or (ready is not None and flight.owner is None and not ready(flight)):
             return _NOT_YET, None
@@ -130,10 +176,18 @@ def _settle(
                 del _flights[cid]
             _remember(cid, record)
             waiter = flight.waiter
+        _unwatch(flight)
         handoff.release(cid)
         if waiter is not None:
             waiter.set()
     return record
+
+
+def _unwatch(flight: _Flight) -> None:
+    finalizer, flight.finalizer = flight.finalizer, None
+    if finalizer is not None:
+        finalizer.detach()
+    flight.partial = None
 
 
 def _remember(cid: str, record: Record | None) -> None:
@@ -141,6 +195,17 @@ def _remember(cid: str, record: Record | None) -> None:
     _finished[cid] = record
     while len(_finished) > _MAX_FINISHED:
         _finished.popitem(last=False)
+    h = hash(cid)
+    if h not in _done:
+        _done.add(h)
+        _done_order.append(h)
+        while len(_done_order) > _MAX_DONE:
+            _done.discard(_done_order.popleft())
+
+
+def _is_done(cid: str) -> bool:
+    """(under the lock) Whether the call ``cid`` was finished."""
+    return cid in _finished or hash(cid) in _done
 
 
 def _wait_for(flight: _Flight, cid: str) -> Record | None:
@@ -149,7 +214,7 @@ def _wait_for(flight: _Flight, cid: str) -> Record | None:
         return flight.call.record
     if not waiter.wait(_WAIT_S):
         log_once("litellm.wait", message="otm: a LiteLLM call took too long to finish; .otm is None")
-    return _finished.get(cid)
+    return flight.call.record
 
 
 # --------------------------------------------------------------------------- LiteLLM's hooks
@@ -170,16 +235,21 @@ def begin(kwargs: Mapping[str, Any]) -> None:
     with _lock:
         flight = _flights.get(cid)
         if flight is not None:  # a retry of the same call: the record covers all attempts
-            flight.kwargs = kwargs
+            if flight.observe is None:
+                flight.kwargs = kwargs
             return
-        if cid in _finished:
+        if _is_done(cid):
             return
-    fresh = _Flight(new_call(kwargs, op), kwargs)  # (outside the lock: the first may load otm.data)
+    fresh = _Flight(new_call(kwargs, op), kwargs, cid)  # (outside the lock: the first may load otm.data)
+    dropped: list[_Flight] = []
     with _lock:
-        if cid not in _flights and cid not in _finished:
+        if cid not in _flights and not _is_done(cid):
             _flights[cid] = fresh
             while len(_flights) > _MAX_PENDING:
-                _flights.popitem(last=False)
+                dropped.append(_flights.popitem(last=False)[1])
+                dropped[-1].owner = _DROPPED
+    for old in dropped:
+        _unwatch(old)
 
 
 def responded(kwargs: Mapping[str, Any]) -> None:
@@ -191,7 +261,8 @@ def responded(kwargs: Mapping[str, Any]) -> None:
     flight = _flights.get(cid)
     if flight is not None:
         flight.t_response = _perf()
-        flight.kwargs = kwargs
+        if flight.observe is None:  # (a stream's details name the stream: not kept)
+            flight.kwargs = kwargs
 
 
 def success(kwargs: Mapping[str, Any], response: Any, start: Any, end: Any) -> None:
@@ -230,7 +301,15 @@ def failure(kwargs: Mapping[str, Any], start: Any, end: Any) -> None:
     if flight is None:
         return
     at = perf_of(flight.call, end) or _perf()
-    _settle(flight_id(flight, cid), flight, "error", lambda c: fill_failure(c, kwargs), at)
+    partial = flight.partial
+    streamed = flight.observe is not None
+
+    def fill(c: Call) -> str:
+        if streamed:  # what the stream carried before it failed
+            fill_partial(c, partial)
+        return fill_failure(c, kwargs)
+
+    _settle(flight_id(flight, cid), flight, "error", fill, at)
 
 
 def flight_id(flight: _Flight, cid: Any) -> str:
@@ -255,7 +334,7 @@ def _claimed_for_callback(kwargs: Mapping[str, Any], cid: Any, start: Any) -> _F
     if begun is not None:  # place the start on otm's clocks
         call.t0 -= call.start_wall - begun
         call.start_wall = begun
-    flight = _Flight(call, kwargs)
+    flight = _Flight(call, kwargs, cid if isinstance(cid, str) else "")
     flight.owner = threading.get_ident()
     return flight
 
@@ -291,7 +370,7 @@ def record_for_response(obj: Any) -> Record | None:
     if state == _BUSY:
         return _wait_for(found, cid)
     flight: _Flight = found
-    kwargs = flight.kwargs
+    kwargs = flight.kwargs or {}
     at = flight.t_response
     if at is None:
         at = perf_of(flight.call, response_end(kwargs, obj)) or _perf()
@@ -315,7 +394,7 @@ def record_for_stream(wrapper: Any) -> Record | None:
     if state == _BUSY:
         return _wait_for(found, cid)
     flight: _Flight = found
-    kwargs = flight.kwargs
+    kwargs = _details(wrapper) or flight.kwargs or {}
 
     assembled = flight.assembled
 
@@ -327,10 +406,18 @@ def record_for_stream(wrapper: Any) -> Record | None:
     return _settle(cid, flight, "ok", fill, flight.t_stream_end or _perf(), wrapper)
 
 
+def _details(stream: Any) -> Mapping[str, Any] | None:
+    """LiteLLM's details of the call a stream belongs to."""
+    details = getattr(getattr(stream, "logging_obj", None), "model_call_details", None)
+    return details if isinstance(details, Mapping) else None
+
+
 def _assembled(wrapper: Any) -> Any:
     build = getattr(wrapper, "_build_complete_streaming_response", None)
     if callable(build):
         return build()
+    if not isinstance(getattr(wrapper, "chunks", None), list):
+        return None  # (a Responses stream: its response comes with its last event)
     import litellm
 
     return litellm.stream_chunk_builder(chunks=wrapper.chunks, messages=wrapper.messages)
@@ -355,16 +442,119 @@ def stream_ended(wrapper: Any, at: float, assembled: Any = None) -> None:
         attach(wrapper, record)
 
 
+# --------------------------------------------------------------------------- streams cut short
+
+
+def watch_stream(
+    stream: Any, observe: Callable[[Call, Any], None], partial: Any, collected: Callable[[_Flight], None]
+) -> _Flight | None:
+    """LiteLLM made ``stream`` for a call otm records: its flight (None for a call otm does
+    not record), from now on fed each chunk by ``observe`` and finished when the stream is
+    cut short (``collected(flight)`` when the garbage collector frees it unfinished).
+
+    A stream wrapping another of the same call (a Router's) shares the flight: chunks are
+    seen once, on the inner stream, which the outer one keeps alive.
+    """
+    cid = _stream_id(stream)
+    if cid is None:
+        return None
+    with _lock:
+        flight = _flights.get(cid)
+        if flight is None or flight.owner is not None:
+            return None
+        first = flight.observe is None
+        if first:
+            flight.observe = observe
+            flight.partial = partial
+            # LiteLLM's details name the stream (``original_response``): holding them
+            # would keep an abandoned stream alive, and its record from being made.
+            flight.kwargs = None
+    call = flight.call
+    call.hold(stream)
+    if first:
+        call.streamed = True
+        call.chunks_counted = True
+        lazy = getattr(stream, "completion_stream", 0) is None and getattr(stream, "make_call", None)
+        if call.t_headers is None and not lazy:
+            call.t_headers = _perf()  # the response began: LiteLLM made its stream from it
+        call.request_id = call.request_id or request_id_of(stream)
+        details = _details(stream)
+        if details is not None:
+            input_text(call, details)
+        finalizer = weakref.finalize(stream, collected, flight)
+        finalizer.atexit = False
+        flight.finalizer = finalizer
+    return flight
+
+
+def cut(
+    flight: _Flight,
+    status: str,
+    at: float | None,
+    exc: BaseException | None = None,
+    text: str | None = None,
+) -> None:
+    """Finish a stream the caller broke off, once (none if it ended or is being finished):
+    ``abandoned`` (a close, a garbage-collector pass), or from ``exc`` (``error``,
+    ``cancelled``), with the tokens and times seen so far. Never waits."""
+    me = threading.get_ident()
+    call = flight.call
+    with _lock:
+        if flight.owner is not None or _is_done(flight.cid) or flight.t_stream_end is not None:
+            return
+        if exc is None and not call.chunks and call.t_headers is None and flight.t_response is None:
+            # A lazy stream (its request is sent at the first read) dropped unread: no request.
+            if _flights.get(flight.cid) is flight:
+                del _flights[flight.cid]
+            flight.owner = _DROPPED
+            dropped = True
+        else:
+            flight.owner = me
+            dropped = False
+    if dropped:
+        _unwatch(flight)
+        handoff.release(flight.cid)
+        return
+    partial = flight.partial
+
+    def fill(c: Call) -> str | None:
+        fill_partial(c, partial, text)
+        return fill_exception(c, exc) if exc is not None else None
+
+    _settle(flight.cid, flight, status, fill, at if at is not None else _perf())
+
+
+def converted(chat: Any, text: Any) -> None:
+    """``text_completion`` converted LiteLLM's chat response ``chat`` into ``text``, the
+    object the caller gets: it gets the call's record too, now or when the call finishes."""
+    cid = _hidden(text, "litellm_call_id") or _hidden(chat, "litellm_call_id")
+    if not isinstance(cid, str):
+        return
+    with _lock:
+        flight = _flights.get(cid)
+        record = _finished.get(cid)
+    if flight is not None:
+        flight.call.hold(text)
+    elif record is not None:
+        attach(text, record)
+
+
 def forget() -> None:
     """Drop the calls in flight (``otm.uninstrument()``); finished ones stay readable."""
     with _lock:
-        for cid in _flights:
-            handoff.release(cid)
+        dropped = list(_flights.items())
         _flights.clear()
+        for _, flight in dropped:
+            flight.owner = _DROPPED
+    for cid, flight in dropped:
+        handoff.release(cid)
+        _unwatch(flight)
 
 
 __all__ = [
     "begin",
+    "converted",
+    "cut",
     "failure",
     "forget",
     "record_for_response",
@@ -372,4 +562,5 @@ __all__ = [
     "responded",
     "stream_ended",
     "success",
+    "watch_stream",
 ]

@@ -145,6 +145,7 @@ def new_call(kwargs: Mapping[str, Any], operation: str) -> Call:
         streamed=kwargs.get("stream") is True,
     )
     call.extra = {"litellm_provider": kwargs.get("custom_llm_provider")}
+    call.chunks_counted = False  # until otm's layer on LiteLLM's stream sees each chunk
     return call
 
 
@@ -197,7 +198,31 @@ def read_usage(call: Call, usage: Any) -> None:
         call.reasoning_tokens = _int(_get(details, "reasoning_tokens"))
 
 
+def _responses_output(response: Any) -> list[str]:
+    """The texts of a Responses API result: messages, reasoning summaries, tool arguments."""
+    texts: list[str] = []
+    for item in _get(response, "output") or ():
+        kind = _get(item, "type")
+        if kind == "function_call":
+            parts: Any = [item]
+            field = "arguments"
+        else:
+            parts = _get(item, "content" if kind == "message" else "summary") or ()
+            field = "text"
+        for part in parts:
+            text = _get(part, field)
+            if isinstance(text, str) and text:
+                texts.append(text)
+    return texts
+
+
 def _output_text(call: Call, response: Any) -> None:
+    if call.operation == "responses":
+        found = _responses_output(response)
+        call.output_text_length = sum(map(len, found))
+        if found and call.config.capture_prompts:
+            call.completion = "".join(found)
+        return
     n = 0
     visible_reasoning = False
     texts: list[str] | None = [] if call.config.capture_prompts else None
@@ -280,10 +305,10 @@ def fill_success(
     """
     streamed = kwargs.get("stream") is True
     call.streamed = streamed
-    call.chunks_counted = False  # LiteLLM reports the first chunk and the end, not each chunk
     read_usage(call, _get(result, "usage"))
     if (
         streamed
+        and call.operation != "responses"  # (a Responses API stream always ends with its usage)
         and (call.extra or {}).get("litellm_provider") in _USAGE_ON_REQUEST
         and not _usage_was_requested(kwargs)
     ):
@@ -305,9 +330,82 @@ def fill_success(
 
 
 def first_chunk(call: Call, kwargs: Mapping[str, Any]) -> None:
-    """A stream's first chunk: LiteLLM's completion start time."""
+    """A stream's first chunk: LiteLLM's completion start time (the one LiteLLM's other
+    loggers report). Its first token too, unless otm saw the chunks and which carried output."""
     t_first = perf_of(call, kwargs.get("completion_start_time"))
-    call.t_first_chunk = call.t_first_token = t_first
+    if t_first is None:
+        return
+    call.t_first_chunk = t_first
+    if not (call.chunks_counted and call.content_chunks):
+        call.t_first_token = t_first
+
+
+def request_id_of(holder: Any) -> str | None:
+    """The provider's request id among the response headers LiteLLM kept on ``holder``."""
+    return _request_id(holder, {})
+
+
+def input_text(call: Call, kwargs: Mapping[str, Any]) -> None:
+    """The request's text size (and the prompt, when it is captured)."""
+    _input_text(call, kwargs)
+
+
+def fill_partial(call: Call, chunks: Any, text: str | None = None) -> None:
+    """A stream cut short, from what it carried so far.
+
+    ``chunks``: the chunks LiteLLM kept of a chat stream (with the usage they
+    carried, e.g. the input tokens of anthropic's ``message_start``); else
+    ``text``, the output a Responses stream generated so far, or nothing (the
+    text length counted per event). The output has no count from the provider
+    (it comes at the end): it is counted from the text and flagged estimated.
+    """
+    call.streamed = True
+    parts: list[str] = []
+    for chunk in chunks or ():
+        usage = _get(chunk, "usage")
+        if usage is not None and _int(_get(usage, "prompt_tokens")):
+            read_usage(call, usage)
+        model = _get(chunk, "model")
+        if isinstance(model, str) and model:
+            call.served_model = model
+        rid = _get(chunk, "id")
+        if isinstance(rid, str) and rid:
+            call.response_id = rid
+        for choice in (_get(chunk, "choices") or ())[:1]:
+            delta = _get(choice, "delta")
+            if delta is None:
+                continue
+            for name in ("reasoning_content", "content"):
+                piece = _get(delta, name)
+                if isinstance(piece, str) and piece:
+                    parts.append(piece)
+            for tc in _get(delta, "tool_calls") or ():
+                args = _get(_get(tc, "function"), "arguments")
+                if isinstance(args, str) and args:
+                    parts.append(args)
+    if chunks is not None:
+        text = "".join(parts)
+    if text is not None:
+        call.output_text_length = len(text)
+        call.text_parts = [text] if text else None
+        if text and call.config.capture_prompts:
+            call.completion = text
+    call.output_tokens = None  # counted from the text when the record is made
+    call.output_estimated = True
+    call.input_estimated = call.input_tokens is None
+    call.extra = None
+
+
+def fill_exception(call: Call, exc: BaseException) -> str:
+    """What the exception that ended a stream says; returns the status (``error`` or
+    ``cancelled``). A wrapper LiteLLM raises for its Router's fallback names the provider's."""
+    inner = getattr(exc, "original_exception", None)
+    cause = inner if isinstance(inner, BaseException) else exc
+    call.error_type = f"{type(cause).__module__}.{type(cause).__qualname__}"
+    code = getattr(cause, "status_code", None)
+    if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599:
+        call.http_status = code
+    return "cancelled" if type(exc).__name__ in _CANCELLED else "error"
 
 
 def fill_failure(call: Call, kwargs: Mapping[str, Any]) -> str:
@@ -343,14 +441,18 @@ def response_end(kwargs: Mapping[str, Any], response: Any) -> float | None:
 
 __all__ = [
     "PROVIDER",
+    "fill_exception",
     "fill_failure",
+    "fill_partial",
     "fill_success",
     "first_chunk",
+    "input_text",
     "new_call",
     "operation",
     "perf_of",
     "provider_for",
     "read_usage",
+    "request_id_of",
     "response_end",
     "wall_of",
 ]
